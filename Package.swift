@@ -1,0 +1,62 @@
+// swift-tools-version:5.9
+// p2mnote: carry a Xen PV guest's p2m (pfn→mfn table) in an ELF note so that
+// dumps of Linux ≥ 3.19 PV guests can be read without recursive translation.
+//
+// Layers, lowest first (each its own target; a layer imports only those below it):
+//   CLZ4, CLibElf   system libraries (liblz4, elfutils libelf) through pkg-config
+//   P2MFormat       pure format: address types, p2m model, run codec, note encode/decode (no file I/O)
+//   DumpIO          dump files: ELF kdump vmcores and xl dump-core files read via libelf, writers
+//   Translation     address translation: machine-memory page walk, p2m sources, symbols, kernel layout
+//   P2MTools        command logic of emit / inject / analyze (testable in-process)
+//   p2m-*           thin command-line executables over P2MTools
+//   Tools/*         test-dump generator and benchmarks
+import PackageDescription
+
+let package = Package(
+    name: "p2mnote",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "p2m-emit", targets: ["p2m-emit"]),
+        .executable(name: "p2m-inject", targets: ["p2m-inject"]),
+        .executable(name: "p2m-analyze", targets: ["p2m-analyze"]),
+        .executable(name: "p2m-gendump", targets: ["p2m-gendump"]),
+        .executable(name: "p2m-bench", targets: ["p2m-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CLZ4", path: "Sources/CLZ4", pkgConfig: "liblz4",
+                       providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CLibElf", path: "Sources/CLibElf", pkgConfig: "libelf",
+                       providers: [.apt(["libelf-dev"])]),
+
+        .target(name: "P2MFormat", dependencies: ["CLZ4"]),
+        .target(name: "DumpIO", dependencies: ["P2MFormat", "CLibElf"]),
+        .target(name: "Translation", dependencies: ["P2MFormat", "DumpIO"]),
+        .target(name: "P2MTools", dependencies: [
+            "P2MFormat", "DumpIO", "Translation",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "p2m-emit", dependencies: ["P2MTools"]),
+        .executableTarget(name: "p2m-inject", dependencies: ["P2MTools"]),
+        .executableTarget(name: "p2m-analyze", dependencies: ["P2MTools"]),
+
+        // Tools/: the test-dump generator (a library so tests call it in-process) and benchmarks.
+        .target(name: "DumpGen", dependencies: ["P2MFormat"], path: "Tools/DumpGen"),
+        .executableTarget(name: "p2m-gendump", dependencies: [
+            "DumpGen", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Tools/gendump"),
+        .executableTarget(name: "p2m-bench", dependencies: [
+            "P2MFormat", "DumpIO", "Translation", "P2MTools", "DumpGen",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Tools/bench"),
+
+        .testTarget(name: "P2MFormatTests", dependencies: ["P2MFormat"]),
+        .testTarget(name: "DumpIOTests", dependencies: ["DumpIO", "DumpGen", "P2MFormat"]),
+        .testTarget(name: "TranslationTests", dependencies: ["Translation", "DumpIO", "DumpGen", "P2MFormat"]),
+        .testTarget(name: "P2MToolsTests", dependencies: ["P2MTools", "DumpGen", "Translation", "DumpIO", "P2MFormat"]),
+        .testTarget(name: "DumpGenTests", dependencies: ["DumpGen", "P2MFormat"]),
+        .testTarget(name: "RealDumpTests", dependencies: ["P2MTools", "Translation", "DumpIO", "P2MFormat"]),
+    ]
+)

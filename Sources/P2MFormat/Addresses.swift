@@ -1,0 +1,72 @@
+// Distinct types for the three address spaces of a Xen PV guest and their frame numbers.
+//
+// A PV guest's page tables hold machine frames, its kernel computes with pseudo-physical
+// frames, and its code runs at kernel virtual addresses. Mixing them up is exactly how a
+// reader ends up translating the p2m through the p2m (crash's recursion). Keeping each space a
+// separate type makes a function's signature say which memory it touches: a page walker
+// that takes and returns `MachAddr` cannot consult the p2m.
+
+/// Common shape of the small wrappers below: a UInt64 with ordering and hex printing.
+public protocol RawAddressValue: Hashable, Comparable, Sendable, CustomStringConvertible {
+    var rawValue: UInt64 { get }
+    init(_ rawValue: UInt64)
+}
+
+extension RawAddressValue {
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+    public var description: String { "0x" + String(rawValue, radix: 16) }
+}
+
+/// Page geometry. Xen x86 PV guests use 4 KiB pages; kept as a value so nothing hard-codes 12.
+public struct PageGeometry: Hashable, Sendable {
+    public let shift: UInt64
+    public var size: UInt64 { 1 << shift }
+    public var mask: UInt64 { size - 1 }
+    public init(shift: UInt64) { self.shift = shift }
+    public static let x86 = PageGeometry(shift: 12)
+}
+
+/// Kernel virtual address (crash: KVADDR).
+public struct KVAddr: RawAddressValue {
+    public let rawValue: UInt64
+    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+}
+
+/// Pseudo-physical address: what the guest kernel believes is physical (crash: PHYSADDR,
+/// libkdumpfile: KPHYSADDR).
+public struct PhysAddr: RawAddressValue {
+    public let rawValue: UInt64
+    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    public func pfn(_ g: PageGeometry = .x86) -> PFN { PFN(rawValue >> g.shift) }
+    public func pageOffset(_ g: PageGeometry = .x86) -> UInt64 { rawValue & g.mask }
+}
+
+/// Machine address: a real host-physical address, as Xen and a kdump vmcore's PT_LOADs see it
+/// (libkdumpfile: MACHPHYSADDR).
+public struct MachAddr: RawAddressValue {
+    public let rawValue: UInt64
+    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    public func mfn(_ g: PageGeometry = .x86) -> MFN { MFN(rawValue >> g.shift) }
+    public func pageOffset(_ g: PageGeometry = .x86) -> UInt64 { rawValue & g.mask }
+}
+
+/// Pseudo-physical frame number.
+public struct PFN: RawAddressValue {
+    public let rawValue: UInt64
+    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    /// nil when the address would not fit in 64 bits (hostile input).
+    public func address(offset: UInt64 = 0, _ g: PageGeometry = .x86) -> PhysAddr? {
+        guard rawValue <= (UInt64.max >> g.shift), offset < g.size else { return nil }
+        return PhysAddr(rawValue << g.shift | offset)
+    }
+}
+
+/// Machine frame number.
+public struct MFN: RawAddressValue {
+    public let rawValue: UInt64
+    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    public func address(offset: UInt64 = 0, _ g: PageGeometry = .x86) -> MachAddr? {
+        guard rawValue <= (UInt64.max >> g.shift), offset < g.size else { return nil }
+        return MachAddr(rawValue << g.shift | offset)
+    }
+}

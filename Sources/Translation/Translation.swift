@@ -1,0 +1,3 @@
+// Address translation layer: see Package.swift. Filled in by the translation work.
+import P2MFormat
+import DumpIO

@@ -1,0 +1,2 @@
+import P2MTools
+print("p2m-analyze: not yet implemented")

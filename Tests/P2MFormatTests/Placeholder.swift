@@ -1,0 +1,2 @@
+import Testing
+@Test func P2MFormatTestsPlaceholder() { #expect(true) }

@@ -1,0 +1,2 @@
+import Testing
+@Test func P2MToolsTestsPlaceholder() { #expect(true) }

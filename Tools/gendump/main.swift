@@ -1,0 +1,2 @@
+import DumpGen
+print("p2m-gendump: not yet implemented")
