@@ -412,10 +412,11 @@ public final class GuestKernel {
         }
         let dmLimit = min(layout.nrPfns, options.directMapLimitPages)
         var tries = 0
+        let listPfns = Set(listPages.map(\.pfn))
         while out.count < options.sampleCount + 4 && tries < 100_000 {
             tries += 1
             let p = rng.below(dmLimit)
-            guard let m = mfn(p), pages[p] == nil, p >= KPfn.imageEnd else { continue }
+            guard let m = mfn(p), pages[p] == nil, !listPfns.contains(p), p >= KPfn.imageEnd else { continue }
             let stamp = Array("p2mnote sample pfn=\(String(p, radix: 16)) mfn=\(String(m, radix: 16))".utf8)
             write(pfn: p, offset: 0x100, stamp)
             try sample(LinuxX86_64.pageOffsetBase + (p << 12) + 0x100, pfn: p, off: 0x100, count: min(24, stamp.count), "direct map stamp")
