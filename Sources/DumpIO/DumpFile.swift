@@ -1,0 +1,323 @@
+// Opening a dump: an ELF kdump vmcore (program headers: one PT_NOTE, PT_LOADs of machine
+// memory) or an xl dump-core file (section headers only). Headers are read through libelf
+// in mmap mode (a 1 TiB sparse dump opens in milliseconds: nothing but headers and notes is
+// touched); notes are walked by our own bounds-checked code; bulk data is read with pread.
+// Every number from the file is checked before use: the file is hostile.
+import CLibElf
+import Foundation
+import P2MFormat
+
+public struct DumpError: Error, CustomStringConvertible, Sendable {
+    public let file: String
+    public let offset: UInt64?
+    public let message: String
+    public init(_ file: String, offset: UInt64? = nil, _ message: String) {
+        self.file = file; self.offset = offset; self.message = message
+    }
+    public var description: String {
+        if let o = offset { return "\(file): at offset 0x\(String(o, radix: 16)): \(message)" }
+        return "\(file): \(message)"
+    }
+}
+
+public struct LoadSegment: Sendable, Equatable {
+    public var index: Int          // program header index
+    public var offset: UInt64
+    public var paddr: UInt64       // machine address in a Xen kdump
+    public var vaddr: UInt64
+    public var filesz: UInt64
+    public var memsz: UInt64
+    public var align: UInt64
+    public var flags: UInt32
+    public var end: UInt64 { paddr + memsz }
+}
+
+public struct Section: Sendable, Equatable {
+    public var index: Int
+    public var name: String
+    public var type: UInt32
+    public var offset: UInt64
+    public var size: UInt64
+    public var entsize: UInt64
+}
+
+public struct ElfNote: Sendable, Equatable {
+    public var name: String
+    public var type: UInt32
+    public var desc: [UInt8]
+    /// File offset of the note header.
+    public var fileOffset: UInt64
+    /// Bytes the note occupies, padding included.
+    public var size: UInt64
+    /// "PT_NOTE" or a section name.
+    public var container: String
+}
+
+public enum DumpKind: String, Sendable {
+    case kdumpELF = "ELF kdump vmcore"
+    case xenDumpCore = "xl dump-core"
+}
+
+public final class DumpFile {
+    public let path: String
+    public let kind: DumpKind
+    public let fileSize: UInt64
+    public let machine: UInt16
+    public let phoff: UInt64
+    public let phnum: Int
+    public let shoff: UInt64
+    public let shnum: Int
+    /// All program headers as (type, offset, filesz) — kdump only.
+    public let programHeaders: [(type: UInt32, offset: UInt64, filesz: UInt64, align: UInt64)]
+    public let loads: [LoadSegment]          // sorted by paddr
+    public let noteSegment: (index: Int, offset: UInt64, size: UInt64)?
+    public let sections: [Section]
+    public let notes: [ElfNote]
+    let fd: Int32
+
+    deinit { close(fd) }
+
+    /// Open and validate a dump. Throws `DumpError` naming the file, offset and fault.
+    public static func open(path: String) throws -> DumpFile { try DumpFile(path: path) }
+
+    private init(path: String) throws {
+        self.path = path
+        let fd = Foundation.open(path, O_RDONLY)
+        guard fd >= 0 else { throw DumpError(path, "cannot open: \(String(cString: strerror(errno)))") }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { close(fd); throw DumpError(path, "cannot stat") }
+        self.fd = fd
+        fileSize = UInt64(st.st_size)
+        func fail(_ off: UInt64?, _ m: String) -> DumpError { DumpError(path, offset: off, m) }
+        // Identify before libelf: clear messages for the common wrong inputs.
+        var ident = [UInt8](repeating: 0, count: 64)
+        let got = ident.withUnsafeMutableBytes { Foundation.pread(fd, $0.baseAddress, 64, 0) }
+        guard got == 64 else { throw fail(0, "file of \(fileSize) bytes is too short for an ELF header (64 bytes)") }
+        guard ident[0..<4] == [0x7f, 0x45, 0x4c, 0x46] else { throw fail(0, "not an ELF file (expected \\x7fELF)") }
+        guard ident[4] == 2 else { throw fail(4, "ELF class \(ident[4]), expected 2 (ELFCLASS64)") }
+        guard ident[5] == 1 else { throw fail(5, "ELF data encoding \(ident[5]), expected 1 (little-endian)") }
+
+        elf_version(UInt32(EV_CURRENT))
+        guard let elf = elf_begin(fd, ELF_C_READ_MMAP, nil) else {
+            throw fail(nil, "libelf cannot read it: \(String(cString: elf_errmsg(-1)))")
+        }
+        defer { elf_end(elf) }
+        var eh = GElf_Ehdr()
+        guard gelf_getehdr(elf, &eh) != nil else { throw fail(0, "bad ELF header: \(String(cString: elf_errmsg(-1)))") }
+        guard eh.e_type == UInt16(ET_CORE) else { throw fail(16, "e_type \(eh.e_type), expected 4 (ET_CORE)") }
+        machine = eh.e_machine
+        phoff = eh.e_phoff
+        shoff = eh.e_shoff
+        var pn = 0, sn = 0
+        guard elf_getphdrnum(elf, &pn) == 0 else { throw fail(56, "cannot count program headers: \(String(cString: elf_errmsg(-1)))") }
+        guard elf_getshdrnum(elf, &sn) == 0 else { throw fail(60, "cannot count section headers: \(String(cString: elf_errmsg(-1)))") }
+        phnum = pn
+        shnum = sn
+        if pn > 0 {
+            let (tableEnd, o) = UInt64(pn).multipliedReportingOverflow(by: 56)
+            guard !o, eh.e_phoff <= fileSize, tableEnd <= fileSize - eh.e_phoff else {
+                throw fail(eh.e_phoff, "\(pn) program headers at 0x\(String(eh.e_phoff, radix: 16)) run past the end of the \(fileSize)-byte file")
+            }
+        }
+        if pn > 0 {
+            guard eh.e_machine == UInt16(EM_X86_64) else { throw fail(18, "e_machine \(eh.e_machine), expected 62 (x86_64)") }
+            kind = .kdumpELF
+            var phs: [(UInt32, UInt64, UInt64, UInt64)] = []
+            var loads: [LoadSegment] = []
+            var note: (Int, UInt64, UInt64)? = nil
+            for i in 0..<pn {
+                var ph = GElf_Phdr()
+                guard gelf_getphdr(elf, Int32(i), &ph) != nil else {
+                    throw fail(eh.e_phoff + UInt64(i) * 56, "cannot read program header \(i): \(String(cString: elf_errmsg(-1)))")
+                }
+                phs.append((ph.p_type, ph.p_offset, ph.p_filesz, ph.p_align))
+                let phAt = eh.e_phoff + UInt64(i) * 56
+                let (end, ov) = ph.p_offset.addingReportingOverflow(ph.p_filesz)
+                if ph.p_type == UInt32(PT_NOTE) {
+                    guard note == nil else { throw fail(phAt, "a second PT_NOTE (program header \(i)); a vmcore has one") }
+                    guard !ov, end <= fileSize else { throw fail(phAt, "PT_NOTE [0x\(String(ph.p_offset, radix: 16)), +0x\(String(ph.p_filesz, radix: 16))) runs past the end of the file") }
+                    guard ph.p_filesz <= 64 << 20 else { throw fail(phAt, "PT_NOTE of \(ph.p_filesz) bytes is absurdly large") }
+                    note = (i, ph.p_offset, ph.p_filesz)
+                } else if ph.p_type == UInt32(PT_LOAD) {
+                    guard !ov, end <= fileSize else {
+                        throw fail(phAt, "PT_LOAD \(i) (machine 0x\(String(ph.p_paddr, radix: 16)), \(ph.p_filesz) bytes at file offset 0x\(String(ph.p_offset, radix: 16))) runs past the end of the \(fileSize)-byte file: truncated dump")
+                    }
+                    let (_, ov2) = ph.p_paddr.addingReportingOverflow(ph.p_memsz)
+                    guard !ov2, ph.p_memsz <= 1 << 52, ph.p_filesz <= ph.p_memsz else {
+                        throw fail(phAt, "PT_LOAD \(i) has absurd sizes (filesz \(ph.p_filesz), memsz \(ph.p_memsz))")
+                    }
+                    loads.append(LoadSegment(index: i, offset: ph.p_offset, paddr: ph.p_paddr, vaddr: ph.p_vaddr,
+                                             filesz: ph.p_filesz, memsz: ph.p_memsz, align: ph.p_align, flags: ph.p_flags))
+                }
+            }
+            guard !loads.isEmpty else { throw fail(eh.e_phoff, "no PT_LOAD segments: nothing of memory is in this dump") }
+            loads.sort { $0.paddr < $1.paddr }
+            for k in 1..<max(1, loads.count) where loads[k].paddr < loads[k - 1].end {
+                throw fail(eh.e_phoff + UInt64(loads[k].index) * 56, "PT_LOAD \(loads[k].index) overlaps PT_LOAD \(loads[k - 1].index) in machine memory")
+            }
+            programHeaders = phs.map { (type: $0.0, offset: $0.1, filesz: $0.2, align: $0.3) }
+            self.loads = loads
+            noteSegment = note.map { (index: $0.0, offset: $0.1, size: $0.2) }
+            sections = []
+            var ns: [ElfNote] = []
+            if let n = note {
+                let bytes = try DumpFile.pread(fd, path, offset: n.1, count: Int(n.2))
+                ns = try DumpFile.walkNotes(bytes, baseOffset: n.1, container: "PT_NOTE", file: path)
+            }
+            notes = ns
+        } else if sn > 0 {
+            guard eh.e_machine == UInt16(EM_X86_64) || eh.e_machine == UInt16(EM_386) else {
+                throw fail(18, "e_machine \(eh.e_machine), expected 62 (x86_64) or 3 (i386 guest)")
+            }
+            kind = .xenDumpCore
+            programHeaders = []
+            loads = []
+            noteSegment = nil
+            var strndx = 0
+            guard elf_getshdrstrndx(elf, &strndx) == 0 else { throw fail(62, "no section name table: \(String(cString: elf_errmsg(-1)))") }
+            var secs: [Section] = []
+            var scn = elf_nextscn(elf, nil)
+            while let s = scn {
+                var sh = GElf_Shdr()
+                guard gelf_getshdr(s, &sh) != nil else { throw fail(eh.e_shoff, "bad section header: \(String(cString: elf_errmsg(-1)))") }
+                let idx = Int(elf_ndxscn(s))
+                let name = elf_strptr(elf, strndx, Int(sh.sh_name)).map { String(cString: $0) } ?? ""
+                if sh.sh_type != UInt32(SHT_NOBITS) {
+                    let (end, ov) = sh.sh_offset.addingReportingOverflow(sh.sh_size)
+                    guard !ov, end <= fileSize else {
+                        throw fail(eh.e_shoff + UInt64(idx) * 64, "section \(idx) \(name) [0x\(String(sh.sh_offset, radix: 16)), +0x\(String(sh.sh_size, radix: 16))) runs past the end of the \(fileSize)-byte file: truncated dump")
+                    }
+                }
+                secs.append(Section(index: idx, name: name, type: sh.sh_type, offset: sh.sh_offset, size: sh.sh_size, entsize: sh.sh_entsize))
+                scn = elf_nextscn(elf, s)
+            }
+            sections = secs
+            var ns: [ElfNote] = []
+            for s in secs where s.type == UInt32(SHT_NOTE) {
+                guard s.size <= 64 << 20 else { throw fail(s.offset, "note section \(s.name) of \(s.size) bytes is absurdly large") }
+                let bytes = try DumpFile.pread(fd, path, offset: s.offset, count: Int(s.size))
+                ns += try DumpFile.walkNotes(bytes, baseOffset: s.offset, container: s.name, file: path)
+            }
+            notes = ns
+        } else {
+            throw fail(0, "neither program headers (kdump vmcore) nor section headers (xl dump-core)")
+        }
+    }
+
+    /// Walk 4-byte-padded ELF notes. A note overrunning its container is an error; a zero
+    /// header at the end (the zero padding /proc/vmcore leaves) ends the walk.
+    static func walkNotes(_ b: [UInt8], baseOffset: UInt64, container: String, file: String) throws -> [ElfNote] {
+        var out: [ElfNote] = []
+        var pos = 0
+        func u32(_ o: Int) -> UInt32 { UInt32(b[o]) | UInt32(b[o + 1]) << 8 | UInt32(b[o + 2]) << 16 | UInt32(b[o + 3]) << 24 }
+        while pos + 12 <= b.count {
+            let namesz = Int(u32(pos)), descsz = Int(u32(pos + 4)), type = u32(pos + 8)
+            if namesz == 0 && descsz == 0 && type == 0 { break }
+            let nameEnd = pos + 12 + ((namesz + 3) & ~3)
+            let descEnd = nameEnd + ((descsz + 3) & ~3)
+            guard namesz <= 4096, descsz <= b.count, nameEnd <= b.count, nameEnd + descsz <= b.count else {
+                throw DumpError(file, offset: baseOffset + UInt64(pos),
+                                "note (namesz \(namesz), descsz \(descsz)) overruns its \(container) of \(b.count) bytes")
+            }
+            var nameBytes = Array(b[(pos + 12)..<(pos + 12 + namesz)])
+            if nameBytes.last == 0 { nameBytes.removeLast() }
+            let name = String(decoding: nameBytes, as: UTF8.self)
+            out.append(ElfNote(name: name, type: type, desc: Array(b[nameEnd..<nameEnd + descsz]),
+                               fileOffset: baseOffset + UInt64(pos), size: UInt64(min(descEnd, b.count) - pos), container: container))
+            pos = min(descEnd, b.count)
+        }
+        return out
+    }
+
+    static func pread(_ fd: Int32, _ path: String, offset: UInt64, count: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        try out.withUnsafeMutableBytes { try preadInto(fd, path, offset: offset, $0) }
+        return out
+    }
+
+    static func preadInto(_ fd: Int32, _ path: String, offset: UInt64, _ buf: UnsafeMutableRawBufferPointer) throws {
+        var done = 0
+        while done < buf.count {
+            let n = Foundation.pread(fd, buf.baseAddress! + done, buf.count - done, off_t(offset) + off_t(done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                throw DumpError(path, offset: offset + UInt64(done), n == 0 ? "unexpected end of file (wanted \(buf.count) bytes)" : "read failed: \(String(cString: strerror(errno)))")
+            }
+            done += n
+        }
+    }
+
+    public func read(offset: UInt64, count: Int) throws -> [UInt8] { try DumpFile.pread(fd, path, offset: offset, count: count) }
+    public func read(offset: UInt64, into buf: UnsafeMutableRawBufferPointer) throws { try DumpFile.preadInto(fd, path, offset: offset, buf) }
+
+    public func section(named n: String) -> Section? { sections.first { $0.name == n } }
+
+    /// Lowest file offset of PT_LOAD data (crash reads notes only below it).
+    public var firstLoadOffset: UInt64? { programHeaders.filter { $0.type == UInt32(PT_LOAD) && $0.offset > 0 }.map(\.offset).min() }
+
+    // MARK: notes we use
+
+    public var p2mNotes: [ElfNote] { notes.filter { $0.name == P2MNote.ownerName && $0.type == P2MNote.noteType } }
+
+    /// The one p2mnote note, or nil; several → error.
+    public func p2mNote() throws -> ElfNote? {
+        let n = p2mNotes
+        guard n.count <= 1 else { throw DumpError(path, offset: n[1].fileOffset, "\(n.count) p2mnote notes; a dump must carry at most one") }
+        return n.first
+    }
+
+    public var crashInfo: XenCrashInfo? { notes.first { $0.name == "Xen" && $0.type == 0x100_0001 }.flatMap { XenCrashInfo($0.desc) } }
+    public var crashRegs: [XenCrashRegs] { notes.filter { $0.name == "Xen" && $0.type == 0x100_0002 }.compactMap { XenCrashRegs($0.desc) } }
+    public var vmcoreInfo: VMCoreInfo? { notes.first { $0.name == "VMCOREINFO" }.map { VMCoreInfo($0.desc) } }
+    public var vmcoreInfoXen: VMCoreInfo? { notes.first { $0.name == "VMCOREINFO_XEN" }.map { VMCoreInfo($0.desc) } }
+}
+
+@inline(__always) func le64(_ b: [UInt8], _ o: Int) -> UInt64? {
+    guard o >= 0, o + 8 <= b.count else { return nil }
+    var v: UInt64 = 0
+    for i in 0..<8 { v |= UInt64(b[o + i]) << (8 * UInt64(i)) }
+    return v
+}
+
+/// Xen's crash info note (formats.md §2.2): the last word is the frame-list-list MFN, the
+/// second to last xen_phys_start (v2, 80 bytes); older versions are shorter.
+public struct XenCrashInfo: Sendable {
+    public var major: UInt64
+    public var minor: UInt64
+    public var xenPhysStart: UInt64?
+    public var frameListListMFN: MFN?
+    init?(_ d: [UInt8]) {
+        guard d.count >= 64, d.count % 8 == 0, let a = le64(d, 0), let b = le64(d, 8) else { return nil }
+        major = a; minor = b
+        let words = d.count / 8
+        if words >= 9, let f = le64(d, d.count - 8) { frameListListMFN = (f == 0 || f == .max) ? nil : MFN(f) }
+        if words >= 10 { xenPhysStart = le64(d, d.count - 16) }
+    }
+}
+
+/// Xen's per-CPU crash regs note: cr0, cr2, cr3, cr4.
+public struct XenCrashRegs: Sendable {
+    public var cr0, cr2, cr3, cr4: UInt64
+    init?(_ d: [UInt8]) {
+        guard let a = le64(d, 0), let b = le64(d, 8), let c = le64(d, 16), let e = le64(d, 24) else { return nil }
+        cr0 = a; cr2 = b; cr3 = c; cr4 = e
+    }
+    /// The top page table's machine address.
+    public var rootTable: MachAddr { MachAddr(cr3 & 0x000f_ffff_ffff_f000) }
+}
+
+/// VMCOREINFO-style text: KEY=VALUE lines.
+public struct VMCoreInfo: Sendable {
+    public var values: [String: String] = [:]
+    init(_ d: [UInt8]) {
+        let text = String(decoding: d.prefix { $0 != 0 }, as: UTF8.self)
+        for line in text.split(separator: "\n") {
+            guard let eq = line.firstIndex(of: "=") else { continue }
+            values[String(line[..<eq])] = String(line[line.index(after: eq)...])
+        }
+    }
+    public func symbol(_ name: String) -> UInt64? { values["SYMBOL(\(name))"].flatMap { UInt64($0, radix: 16) } }
+    public func number(_ name: String) -> Int64? { values["NUMBER(\(name))"].flatMap { Int64($0) } }
+    public var osRelease: String? { values["OSRELEASE"] }
+    public var kernelOffset: UInt64? { values["KERNELOFFSET"].flatMap { UInt64($0, radix: 16) } }
+}
