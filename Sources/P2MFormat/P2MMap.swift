@@ -103,6 +103,31 @@ public struct P2MMap: Sendable {
         return n
     }
 
+    /// Visit the map's runs overlapping [pfn, pfn + count): (start, length, first value at
+    /// start, step 0/1/UInt64.max) for progressions, or the entries for literal stretches.
+    public func forEachSegment(from pfn: UInt64, count: UInt64,
+                               _ body: (UInt64, UInt64, UInt64, UInt64, ArraySlice<UInt64>?) throws -> Void) rethrows {
+        guard pfn < nrPfns, count > 0, !starts.isEmpty else { return }
+        let end = min(nrPfns, pfn + count)
+        var k = runIndex(pfn)
+        var p = pfn
+        while p < end {
+            let runEnd = k + 1 < starts.count ? starts[k + 1] : nrPfns
+            let segEnd = min(runEnd, end)
+            let off = p - starts[k]
+            switch steps[k] {
+            case 3:
+                let base = Int(firsts[k]) + Int(off)
+                try body(p, segEnd - p, literals[base], 0, literals[base..<base + Int(segEnd - p)])
+            default:
+                let step: UInt64 = steps[k] == 0 ? 0 : (steps[k] == 1 ? 1 : .max)
+                try body(p, segEnd - p, value(run: k, pfn: p), step, nil)
+            }
+            p = segEnd
+            k += 1
+        }
+    }
+
     /// m2p: which pfn holds `mfn` (MFN and IDENTITY entries; foreign frames belong to others).
     public func m2p(_ mfn: MFN) -> M2PResult { m2pIndex.lookup(mfn.rawValue) }
 

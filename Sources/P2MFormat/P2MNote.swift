@@ -128,6 +128,13 @@ public struct P2MNote: Sendable {
         self.header = header
     }
 
+    /// The same note with informational flags (bits 16–31) set; the payload is unchanged.
+    public func settingInformationalFlags(_ f: UInt32) -> P2MNote {
+        var h = header
+        h.flags |= f & ~P2MNoteHeader.mustUnderstandMask
+        return P2MNote(descriptor: h.encoded() + descriptor[Int(header.headerSize)...], header: h)
+    }
+
     /// The whole ELF note as it sits in a dump: Elf64_Nhdr (namesz, descsz, type), the name
     /// padded to 4 bytes, the descriptor padded to 4 bytes.
     public var elfNoteBytes: [UInt8] { P2MNote.elfNote(descriptor: descriptor) }

@@ -253,16 +253,37 @@ public final class CompareSink: P2MSink {
         }
     }
     public func entries(_ e: UnsafeBufferPointer<UInt64>) throws { check(e) }
-    public func invalid(_ count: UInt64) throws { try bulk(count) { _ in .max } }
-    public func identity(_ count: UInt64) throws { try bulk(count) { $0 | P2MEntry.identityBit } }
-    private func bulk(_ count: UInt64, _ f: (UInt64) -> UInt64) throws {
-        var left = count
-        var tmp = [UInt64](repeating: 0, count: 512)
-        while left > 0 {
-            let n = Int(min(512, left))
-            for j in 0..<n { tmp[j] = f(pfn + UInt64(j)) }
-            tmp.withUnsafeBufferPointer { check(UnsafeBufferPointer(rebasing: $0[0..<n])) }
-            left -= UInt64(n)
+    public func invalid(_ count: UInt64) throws { bulk(count, first: .max, step: 0) }
+    public func identity(_ count: UInt64) throws { bulk(count, first: pfn | P2MEntry.identityBit, step: 1) }
+
+    private func note(_ p: UInt64, _ exp: UInt64, _ got: UInt64) {
+        if exp != got && !(identityBlind && got == .max && P2MEntry(raw: exp).kind == .identity) {
+            differenceCount += 1
+            if differences.count < 10 { differences.append((p, exp, got)) }
         }
+    }
+
+    /// A run found in memory, compared with the map's runs segment by segment.
+    private func bulk(_ count: UInt64, first: UInt64, step: UInt64) {
+        var covered: UInt64 = 0
+        map.forEachSegment(from: pfn, count: count) { start, len, mFirst, mStep, lits in
+            covered += len
+            let got0 = first &+ step &* (start - pfn)
+            if lits == nil {
+                if mStep == step && mFirst == got0 { return }
+                // Identity in the note, INVALID in a source that cannot tell them apart.
+                if identityBlind && step == 0 && first == .max && mStep == 1 && mFirst == start | P2MEntry.identityBit { return }
+            }
+            for i in 0..<len {
+                let exp = lits.map { $0[$0.startIndex + Int(i)] } ?? (mFirst &+ mStep &* i)
+                note(start + i, exp, got0 &+ step &* i)
+                if differences.count >= 10 && differenceCount > 1_000_000 { break }
+            }
+        }
+        // Beyond the map's end every found entry differs from "absent" (INVALID).
+        if covered < count {
+            for i in covered..<count { note(pfn + i, .max, first &+ step &* i); if differenceCount > 1_000_000 { break } }
+        }
+        pfn += count
     }
 }

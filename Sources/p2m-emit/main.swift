@@ -1,2 +1,2 @@
 import P2MTools
-print("p2m-emit: not yet implemented")
+EmitCommand.main()
