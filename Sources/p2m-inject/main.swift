@@ -1,2 +1,2 @@
 import P2MTools
-print("p2m-inject: not yet implemented")
+InjectCommand.main()

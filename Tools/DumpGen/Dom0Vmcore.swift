@@ -20,6 +20,9 @@ public struct Dom0DumpOptions: Sendable {
     public var vmcoreinfoXen = true
     public var dom0VMCoreInfo = false
     public var kernel = KernelOptions()
+    /// `makedumpfile -E` layout: notes right after the program headers, PT_LOAD data right
+    /// after the notes, offsets not page-aligned (formats.md §4.6): no slack at all.
+    public var makedumpfileELayout = false
     public init() {}
 }
 
@@ -218,8 +221,8 @@ public enum DumpGenerator {
 
         // Program headers.
         let phnum = 1 + machine.loads.count
-        let notesOff = roundUp(64 + 56 * UInt64(phnum), 4096)
-        var off = roundUp(notesOff + UInt64(notes.count), 4096)
+        let notesOff = o.makedumpfileELayout ? 64 + 56 * UInt64(phnum) : roundUp(64 + 56 * UInt64(phnum), 4096)
+        var off = o.makedumpfileELayout ? notesOff + UInt64(notes.count) : roundUp(notesOff + UInt64(notes.count), 4096)
         var phdrs: [UInt8] = phdr(type: 4, flags: 0, offset: notesOff, vaddr: 0, paddr: 0, size: UInt64(notes.count), align: 0)
         var loadOffsets: [(FrameRange, UInt64)] = []
         for r in machine.loads {

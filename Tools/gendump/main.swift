@@ -43,13 +43,14 @@ struct Dom0: ParsableCommand {
     @Flag(help: "Leave out Xen's crash-regs notes (no cr3).") var noCrashRegs = false
     @Flag(help: "Leave out the VMCOREINFO_XEN note.") var noVmcoreinfoXen = false
     @Flag(help: "Add dom0's own VMCOREINFO note (real Xen 4.17 + kexec-tools dumps have none).") var withDom0Vmcoreinfo = false
+    @Flag(help: "Lay the file out as makedumpfile -E does: no slack after the notes, unaligned PT_LOAD offsets.") var makedumpfileLayout = false
 
     func run() throws {
         var o = Dom0DumpOptions()
         o.guestMiB = common.guestMib; o.machineMiB = machineMib; o.profile = try common.layoutProfile()
         o.seed = common.seed; o.nrPfns = common.nrPfns; o.cpus = cpus
         o.crashInfo = !noCrashInfo; o.crashRegs = !noCrashRegs; o.vmcoreinfoXen = !noVmcoreinfoXen
-        o.dom0VMCoreInfo = withDom0Vmcoreinfo; o.kernel = try common.kernel()
+        o.dom0VMCoreInfo = withDom0Vmcoreinfo; o.makedumpfileELayout = makedumpfileLayout; o.kernel = try common.kernel()
         let t0 = Date()
         let g = try DumpGenerator.generateDom0(o, to: common.output)
         print("wrote \(g.path) (\(g.manifest.guestPages >> 8) MiB dom0, \(g.manifest.nrPfns) p2m entries, profile \(g.manifest.profile)) in \(String(format: "%.2f", Date().timeIntervalSince(t0))) s")

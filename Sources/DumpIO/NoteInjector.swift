@@ -1,0 +1,346 @@
+// Putting the p2mnote note into an existing dump without copying it.
+//
+// ELF kdump vmcore. crash reads notes only from the header region [0, lowest PT_LOAD
+// offset) and expects one PT_NOTE as phdr[0] (formats.md §4.3), so the note goes at the end of
+// that PT_NOTE.
+//  • Slack after the notes (a /proc/vmcore copy has 0–4095 bytes): write the note into the
+//    slack, fsync, then grow PT_NOTE's p_filesz/p_memsz with one 16-byte write inside
+//    sector 0, fsync. Every instant leaves a dump readers open (old or new note set).
+//    Replacing our note when it is the last one: shrink (one write), write, grow.
+//  • No room (makedumpfile -E has none): copy only the first K pages of the PT_LOAD whose data
+//    starts the file's data to the end of the file (fsync), then rewrite the header region with
+//    one more PT_LOAD: the head, now at the end of the file, and the rest of the segment left in
+//    place with p_offset/p_paddr advanced by K pages. Cost ∝ note size, never ∝ segment size.
+//    That rewrite is not atomic, so the original header region is first saved to an undo
+//    journal (DUMP.p2minject.journal, fsynced); the next run finds it, restores, says so.
+// xl dump-core: the note goes in a new SHT_NOTE section `.note.p2mnote`; the note, a new
+// .shstrtab and a new section header table are appended, fsynced, and then e_shoff/e_shnum/
+// e_shstrndx switch with one write in the ELF header. The old table stays, unreferenced.
+// An exclusive flock serialises injections.
+import CLibElf
+import Foundation
+import P2MFormat
+
+public enum InjectAction: Sendable { case add, replace, remove }
+
+public struct InjectReport: Sendable, CustomStringConvertible {
+    public var actions: [String] = []
+    public var bytesWritten: UInt64 = 0
+    public var restoredJournal = false
+    public var description: String { actions.joined(separator: "\n") }
+}
+
+public final class NoteInjector {
+    public let path: String
+    /// Test hook: called with a step name before each write; throwing simulates a crash.
+    public var failpoint: ((String) throws -> Void)? = nil
+
+    public init(path: String) { self.path = path }
+
+    var journalPath: String { path + ".p2minject.journal" }
+
+    // MARK: journal
+
+    /// Journal format: "P2MJRNL1", u64 file size, then records (u64 offset, u64 length, bytes).
+    private func writeJournal(fd: Int32, regions: [(UInt64, Int)], fileSize: UInt64) throws {
+        var b = Array("P2MJRNL1".utf8) + le(fileSize)
+        for (off, len) in regions {
+            var buf = [UInt8](repeating: 0, count: len)
+            try buf.withUnsafeMutableBytes { try DumpFile.preadInto(fd, path, offset: off, $0) }
+            b += le(off) + le(UInt64(len)) + buf
+        }
+        let tmp = journalPath + ".tmp"
+        let jfd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard jfd >= 0 else { throw DumpError(journalPath, "cannot create the undo journal: \(String(cString: strerror(errno)))") }
+        defer { close(jfd) }
+        try pwriteAll(jfd, tmp, b, at: 0)
+        guard fsync(jfd) == 0 else { throw DumpError(journalPath, "fsync failed: \(String(cString: strerror(errno)))") }
+        guard rename(tmp, journalPath) == 0 else { throw DumpError(journalPath, "cannot install the journal") }
+        syncDirectory()
+    }
+
+    private func syncDirectory() {
+        let dir = (path as NSString).deletingLastPathComponent
+        let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+
+    private func dropJournal() { unlink(journalPath); syncDirectory() }
+
+    /// If an earlier run was interrupted, put the dump back as it was. Returns true if it did.
+    public func recover() throws -> Bool {
+        guard let j = FileManager.default.contents(atPath: journalPath) else { return false }
+        let b = [UInt8](j)
+        guard b.count >= 16, Array(b[0..<8]) == Array("P2MJRNL1".utf8) else {
+            throw DumpError(journalPath, "unreadable undo journal; inspect it and the dump by hand")
+        }
+        let fd = open(path, O_RDWR)
+        guard fd >= 0 else { throw DumpError(path, "cannot open to restore: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { throw DumpError(path, "another p2m-inject holds the lock") }
+        let size = rd(b, 8)
+        var pos = 16
+        while pos + 16 <= b.count {
+            let off = rd(b, pos), len = Int(rd(b, pos + 8))
+            guard pos + 16 + len <= b.count else { throw DumpError(journalPath, "truncated journal record") }
+            try pwriteAll(fd, path, Array(b[(pos + 16)..<(pos + 16 + len)]), at: off)
+            pos += 16 + len
+        }
+        guard ftruncate(fd, off_t(size)) == 0, fsync(fd) == 0 else { throw DumpError(path, "cannot restore the original size") }
+        dropJournal()
+        return true
+    }
+
+    // MARK: entry point
+
+    public func run(action: InjectAction, note: [UInt8]?, dryRun: Bool = false) throws -> InjectReport {
+        var report = InjectReport()
+        if !dryRun, try recover() {
+            report.restoredJournal = true
+            report.actions.append("restored \(path) from the undo journal of an interrupted injection")
+        }
+        let dump = try DumpFile.open(path: path)
+        if let n = note { _ = try P2MNote.descriptor(fromElfNote: n) }   // refuse a non-p2mnote input early
+        let existing = try dump.p2mNote()
+        switch action {
+        case .add where existing != nil:
+            throw DumpError(path, offset: existing?.fileOffset, "the dump already carries a p2mnote note; use --replace or --remove")
+        case .remove where existing == nil:
+            throw DumpError(path, "the dump carries no p2mnote note to remove")
+        default: break
+        }
+        let fd = open(path, dryRun ? O_RDONLY : O_RDWR)
+        guard fd >= 0 else {
+            throw DumpError(path, "cannot open for writing: \(String(cString: strerror(errno)))\(errno == EACCES || errno == EROFS ? " (read-only file?)" : "")")
+        }
+        defer { close(fd) }
+        if !dryRun { guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { throw DumpError(path, "another p2m-inject is working on this dump") } }
+        var st = stat()
+        fstat(fd, &st)
+        guard UInt64(st.st_size) == dump.fileSize else { throw DumpError(path, "the dump changed while it was being opened") }
+        let newNote = action == .remove ? nil : note
+        switch dump.kind {
+        case .kdumpELF: try injectELF(dump, fd: fd, existing: existing, newNote: newNote, dryRun: dryRun, report: &report)
+        case .xenDumpCore: try injectXL(dump, fd: fd, existing: existing, newNote: newNote, dryRun: dryRun, report: &report)
+        }
+        return report
+    }
+
+    // MARK: ELF vmcore
+
+    private func injectELF(_ d: DumpFile, fd: Int32, existing: ElfNote?, newNote: [UInt8]?, dryRun: Bool, report: inout InjectReport) throws {
+        guard let ns = d.noteSegment else { throw DumpError(d.path, "no PT_NOTE segment") }
+        guard ns.index == 0 else { throw DumpError(d.path, offset: d.phoff, "PT_NOTE is program header \(ns.index), not the first (crash requires it first)") }
+        guard let firstData = d.firstLoadOffset else { throw DumpError(d.path, "no PT_LOAD data") }
+        let noteEnd = ns.offset + ns.size
+        guard noteEnd <= firstData else { throw DumpError(d.path, offset: ns.offset, "PT_NOTE runs into PT_LOAD data at 0x\(String(firstData, radix: 16))") }
+        let newBytes = newNote ?? []
+        let newLen = UInt64(newBytes.count)
+        let phdr0 = d.phoff                               // PT_NOTE's program header
+        // Plan A: our note is last (or absent) and the slack holds the new one.
+        let oldIsLast = existing.map { $0.fileOffset + $0.size == noteEnd } ?? true
+        let base = existing.map { $0.fileOffset } ?? noteEnd
+        if oldIsLast && base + newLen <= firstData {
+            let keep = base - ns.offset
+            report.actions.append("\(existing == nil ? "add" : (newNote == nil ? "remove" : "replace")) in place: note region 0x\(String(ns.offset, radix: 16))+\(ns.size) → +\(keep + newLen) (slack \(firstData - noteEnd) bytes before the first PT_LOAD data at 0x\(String(firstData, radix: 16)))")
+            if dryRun { return }
+            try writeJournal(fd: fd, regions: [(phdr0, 56), (ns.offset, Int(firstData - ns.offset))], fileSize: d.fileSize)
+            if existing != nil {
+                try failpoint?("shrink")
+                try setNoteSize(fd, phdr0, keep)
+            }
+            if newLen > 0 {
+                try failpoint?("write-note")
+                try pwriteAll(fd, path, newBytes, at: base)
+                try sync(fd)
+                try failpoint?("grow")
+                try setNoteSize(fd, phdr0, keep + newLen)
+            }
+            // Stale bytes of a longer old note: zero them (beyond p_filesz, cosmetic).
+            let oldEnd = existing.map { $0.fileOffset + $0.size } ?? base
+            if oldEnd > base + newLen {
+                try pwriteAll(fd, path, [UInt8](repeating: 0, count: Int(oldEnd - base - newLen)), at: base + newLen)
+                try sync(fd)
+            }
+            report.bytesWritten = newLen + 16
+            dropJournal()
+            return
+        }
+        // Plan B: rebuild the header region, making room by moving head pages of one PT_LOAD.
+        var notes = try d.read(offset: ns.offset, count: Int(ns.size))
+        if let e = existing {
+            let s = Int(e.fileOffset - ns.offset)
+            notes.removeSubrange(s..<s + Int(e.size))
+        }
+        notes += newBytes
+        var phs = try readPhdrs(d, fd: fd)
+        var need = 64 + 56 * UInt64(phs.count) + UInt64(notes.count)
+        var moved: (from: UInt64, to: UInt64, len: UInt64)? = nil
+        if need > firstData {
+            // The PT_LOAD whose data starts at firstData gives up its head.
+            guard let k = phs.firstIndex(where: { rd4($0, 0) == 1 && rd($0, 8) == firstData }) else {
+                throw DumpError(d.path, "cannot find the PT_LOAD at 0x\(String(firstData, radix: 16))")
+            }
+            let seg = phs[k]
+            need += 56
+            let headLen = ((need - firstData) + 4095) / 4096 * 4096
+            let filesz = rd(seg, 32), memsz = rd(seg, 40)
+            guard filesz > headLen, memsz >= filesz else {
+                throw DumpError(d.path, "the first PT_LOAD (\(filesz) bytes) is too small to make \(headLen) bytes of room")
+            }
+            let dest = (d.fileSize + 4095) / 4096 * 4096
+            var head = seg, rest = seg
+            head = set(head, 8, dest); head = set(head, 32, headLen); head = set(head, 40, headLen)
+            rest = set(rest, 8, firstData + headLen)
+            rest = set(rest, 16, rd(seg, 16) &+ headLen); rest = set(rest, 24, rd(seg, 24) &+ headLen)
+            rest = set(rest, 32, filesz - headLen); rest = set(rest, 40, memsz - headLen)
+            phs[k] = rest
+            phs.insert(head, at: k)
+            moved = (firstData, dest, headLen)
+        }
+        let newFirstData = firstData + (moved?.len ?? 0)
+        let noteOff = 64 + 56 * UInt64(phs.count)
+        phs[0] = set(set(set(phs[0], 8, noteOff), 32, UInt64(notes.count)), 40, UInt64(notes.count))
+        var region = [UInt8](repeating: 0, count: Int(newFirstData))
+        var eh = try d.read(offset: 0, count: 64)
+        eh.replaceSubrange(56..<58, with: [UInt8(phs.count & 0xff), UInt8(phs.count >> 8)])
+        eh.replaceSubrange(32..<40, with: le(64))
+        region.replaceSubrange(0..<64, with: eh)
+        region.replaceSubrange(64..<Int(noteOff), with: phs.flatMap { $0 })
+        region.replaceSubrange(Int(noteOff)..<Int(noteOff) + notes.count, with: notes)
+        if let m = moved {
+            report.actions.append("no room before the first PT_LOAD data (slack \(firstData - noteEnd) bytes, need \(need - noteEnd + UInt64(ns.size) - UInt64(notes.count))): moved its first \(m.len) bytes to file offset 0x\(String(m.to, radix: 16)) as a new PT_LOAD; rewrote the \(newFirstData)-byte header region")
+        } else {
+            report.actions.append("rewrote the \(firstData)-byte header region (notes repacked)")
+        }
+        if dryRun { return }
+        if let m = moved {
+            try failpoint?("copy-head")
+            try copyRange(fd, from: m.from, to: m.to, count: m.len)
+            try sync(fd)
+        }
+        try writeJournal(fd: fd, regions: [(0, Int(newFirstData))], fileSize: d.fileSize)
+        try failpoint?("rewrite-header")
+        // Notes and program headers first, the ELF header (e_phnum) last.
+        try pwriteAll(fd, path, Array(region[64...]), at: 64)
+        try sync(fd)
+        try failpoint?("switch-header")
+        try pwriteAll(fd, path, Array(region[0..<64]), at: 0)
+        try sync(fd)
+        report.bytesWritten = newFirstData + (moved?.len ?? 0)
+        dropJournal()
+    }
+
+    private func readPhdrs(_ d: DumpFile, fd: Int32) throws -> [[UInt8]] {
+        let raw = try d.read(offset: d.phoff, count: 56 * d.phnum)
+        return (0..<d.phnum).map { Array(raw[($0 * 56)..<($0 * 56 + 56)]) }
+    }
+
+    private func setNoteSize(_ fd: Int32, _ phdr: UInt64, _ size: UInt64) throws {
+        try pwriteAll(fd, path, le(size) + le(size), at: phdr + 32)    // p_filesz, p_memsz
+        try sync(fd)
+    }
+
+    private func copyRange(_ fd: Int32, from: UInt64, to: UInt64, count: UInt64) throws {
+        var buf = [UInt8](repeating: 0, count: 1 << 20)
+        var done: UInt64 = 0
+        while done < count {
+            let n = Int(min(UInt64(buf.count), count - done))
+            try buf.withUnsafeMutableBytes { try DumpFile.preadInto(fd, path, offset: from + done, UnsafeMutableRawBufferPointer(rebasing: $0[0..<n])) }
+            try pwriteAll(fd, path, Array(buf[0..<n]), at: to + done)
+            done += UInt64(n)
+        }
+    }
+
+    // MARK: xl dump-core
+
+    private func injectXL(_ d: DumpFile, fd: Int32, existing: ElfNote?, newNote: [UInt8]?, dryRun: Bool, report: inout InjectReport) throws {
+        let eh = try d.read(offset: 0, count: 64)
+        let shnum = Int(rd2(eh, 60)), shstrndx = Int(rd2(eh, 62))
+        guard d.shoff > 0, shnum > 0, shstrndx < shnum else { throw DumpError(d.path, offset: 0x28, "unsupported section header table") }
+        let raw = try d.read(offset: d.shoff, count: 64 * shnum)
+        var shdrs = (0..<shnum).map { Array(raw[($0 * 64)..<($0 * 64 + 64)]) }
+        guard let strSec = d.sections.first(where: { $0.index == shstrndx }) else { throw DumpError(d.path, "no section name table") }
+        var strtab = try d.read(offset: strSec.offset, count: Int(strSec.size))
+        var newStrndx = shstrndx
+        if let e = existing, let sec = d.sections.first(where: { $0.name == e.container }), sec.name == ".note.p2mnote" {
+            guard sec.index != shstrndx, sec.index < shdrs.count else { throw DumpError(d.path, "bad section layout") }
+            shdrs.remove(at: sec.index)
+            if sec.index < shstrndx { newStrndx -= 1 }
+        } else if existing != nil {
+            throw DumpError(d.path, offset: existing?.fileOffset, "the p2mnote note sits in section \(existing?.container ?? "?"); only .note.p2mnote is managed")
+        }
+        var end = (d.fileSize + 7) / 8 * 8
+        var blob: [UInt8] = []
+        func place(_ bytes: [UInt8]) -> UInt64 {
+            let off = end + UInt64(blob.count)
+            blob += bytes
+            while blob.count % 8 != 0 { blob.append(0) }
+            return off
+        }
+        if let n = newNote {
+            let noteOff = place(n)
+            var nameOff = UInt32(strtab.count)
+            if let r = findString(strtab, ".note.p2mnote") { nameOff = UInt32(r) } else { strtab += Array(".note.p2mnote".utf8) + [0] }
+            var sh = [UInt8](repeating: 0, count: 64)
+            sh = set4(sh, 0, nameOff); sh = set4(sh, 4, 7)
+            sh = set(sh, 24, noteOff); sh = set(sh, 32, UInt64(n.count)); sh = set(sh, 48, 4)
+            shdrs.append(sh)
+        }
+        let strOff = place(strtab)
+        shdrs[newStrndx] = set(set(shdrs[newStrndx], 24, strOff), 32, UInt64(strtab.count))
+        let tableOff = place(shdrs.flatMap { $0 })
+        _ = end
+        report.actions.append("\(newNote == nil ? "remove" : (existing == nil ? "add" : "replace")): appended \(blob.count) bytes (note, .shstrtab, \(shdrs.count) section headers) at 0x\(String(end, radix: 16)); e_shoff 0x\(String(d.shoff, radix: 16)) → 0x\(String(tableOff, radix: 16))")
+        if dryRun { return }
+        try writeJournal(fd: fd, regions: [(0, 64)], fileSize: d.fileSize)
+        try failpoint?("append")
+        try pwriteAll(fd, path, blob, at: end)
+        try sync(fd)
+        try failpoint?("switch-header")
+        let tail = le(tableOff) + [0, 0, 0, 0] + [UInt8(64), 0, 0, 0, 64, 0] + [UInt8(shdrs.count & 0xff), UInt8(shdrs.count >> 8), UInt8(newStrndx & 0xff), UInt8(newStrndx >> 8)]
+        // e_shoff (0x28, 8 bytes) … e_shstrndx (0x3e): one write inside the ELF header.
+        var hdr = eh
+        hdr.replaceSubrange(0x28..<0x30, with: tail[0..<8])
+        hdr.replaceSubrange(0x3C..<0x40, with: tail[18..<22])
+        try pwriteAll(fd, path, Array(hdr[0x28..<0x40]), at: 0x28)
+        try sync(fd)
+        end = 0
+        report.bytesWritten = UInt64(blob.count) + 24
+        dropJournal()
+    }
+
+    private func findString(_ t: [UInt8], _ s: String) -> Int? {
+        let needle = Array(s.utf8) + [0]
+        guard t.count >= needle.count else { return nil }
+        for i in 0...(t.count - needle.count) where (i == 0 || t[i - 1] == 0) && Array(t[i..<i + needle.count]) == needle { return i }
+        return nil
+    }
+
+    // MARK: small helpers
+
+    private func sync(_ fd: Int32) throws {
+        guard fsync(fd) == 0 else { throw DumpError(path, "fsync failed: \(String(cString: strerror(errno)))") }
+    }
+}
+
+func pwriteAll(_ fd: Int32, _ path: String, _ b: [UInt8], at off: UInt64) throws {
+    try b.withUnsafeBytes { p in
+        var done = 0
+        while done < p.count {
+            let n = pwrite(fd, p.baseAddress! + done, p.count - done, off_t(off) + off_t(done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                throw DumpError(path, offset: off + UInt64(done), "write failed: \(String(cString: strerror(errno)))\(errno == ENOSPC ? " (disk full)" : "")")
+            }
+            done += n
+        }
+    }
+}
+
+func le(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } }
+func rd(_ b: [UInt8], _ o: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(b[o + $1]) << (8 * UInt64($1)) } }
+func rd2(_ b: [UInt8], _ o: Int) -> UInt16 { UInt16(b[o]) | UInt16(b[o + 1]) << 8 }
+func rd4(_ b: [UInt8], _ o: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(b[o + $1]) << (8 * UInt32($1)) } }
+func set(_ b: [UInt8], _ o: Int, _ v: UInt64) -> [UInt8] { var c = b; c.replaceSubrange(o..<o + 8, with: le(v)); return c }
+func set4(_ b: [UInt8], _ o: Int, _ v: UInt32) -> [UInt8] { var c = b; for i in 0..<4 { c[o + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt32(i))) }; return c }

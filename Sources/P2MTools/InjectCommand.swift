@@ -1,0 +1,105 @@
+import ArgumentParser
+import DumpIO
+import Foundation
+import P2MFormat
+
+public struct InjectCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "p2m-inject",
+        abstract: "Add, replace or remove the p2mnote note of a dump in place, without copying it.",
+        discussion: """
+        ELF vmcores: the note is appended to the one PT_NOTE segment, below the first PT_LOAD
+        data where crash looks for notes. When there is no room (makedumpfile -E output), only
+        the first pages of that PT_LOAD are moved to the end of the file. xl dump-core files get
+        a `.note.p2mnote` section. Writes are ordered and fsynced so that an interruption leaves a
+        readable dump; an undo journal (DUMP.p2minject.journal) lets the next run restore it.
+        """)
+
+    @Argument(help: "The dump (ELF kdump vmcore or xl dump-core).") var dump: String
+    @Option(help: "A note file made by p2m-emit.") var note: String?
+    @Flag(help: "Emit the note from the dump itself (needs --system-map/--vmlinux for the linear list).") var emit = false
+    @Option(help: "System.map for --emit.") var systemMap: String?
+    @Option(help: "vmlinux for --emit.") var vmlinux: String?
+    @Option(name: [.short, .long], help: "Write the result to a new file (a sparse copy) instead of in place.") var output: String?
+    @Flag(help: "Replace an existing p2mnote note.") var replace = false
+    @Flag(help: "Remove the p2mnote note.") var remove = false
+    @Flag(help: "Say what would be done, change nothing.") var dryRun = false
+    @Flag(help: "Also compare a hash of all memory bytes before and after.") var verify = false
+
+    public init() {}
+
+    public func run() throws {
+        if remove && (note != nil || emit) { throw ValidationError("--remove takes no note") }
+        if !remove && note == nil && !emit { throw ValidationError("give --note FILE or --emit (or --remove)") }
+        var target = dump
+        if let out = output {
+            try sparseCopy(from: dump, to: out)
+            target = out
+        }
+        var noteBytes: [UInt8]? = nil
+        if let n = note {
+            guard let d = FileManager.default.contents(atPath: n) else { throw DumpError(n, "cannot read the note file") }
+            noteBytes = [UInt8](d)
+            do { _ = try P2MNote.decode(descriptor: try P2MNote.descriptor(fromElfNote: noteBytes!)) }
+            catch { throw DumpError(n, "not a valid p2mnote note: \(error)") }
+        } else if emit {
+            var o = EmitOptions(input: target)
+            o.systemMap = systemMap; o.vmlinux = vmlinux
+            noteBytes = try Emitter.emit(o).note.elfNoteBytes
+        }
+        let before = verify ? try ContentHash.of(DumpFile.open(path: target)) : nil
+        let injector = NoteInjector(path: target)
+        let action: InjectAction = remove ? .remove : (replace ? .replace : .add)
+        let report = try injector.run(action: action, note: noteBytes, dryRun: dryRun)
+        print(report.description)
+        if dryRun { print("dry run: nothing written"); return }
+        // Re-open and check what is there now.
+        let after = try DumpFile.open(path: target)
+        if action == .remove {
+            guard try after.p2mNote() == nil else { throw DumpError(target, "the note is still there after removal") }
+            print("verified: no p2mnote note")
+        } else {
+            guard let n = try after.p2mNote() else { throw DumpError(target, "the note is not found after injection") }
+            let dec = try P2MNote.decode(descriptor: n.desc)
+            print("verified: note at file offset 0x\(String(n.fileOffset, radix: 16)) decodes (\(dec.header.nrPfns) pfns, digest 0x\(String(dec.header.mapDigest, radix: 16)))")
+        }
+        if let b = before {
+            let a = try ContentHash.of(after)
+            guard a == b else { throw DumpError(target, "memory content hash changed: 0x\(String(b, radix: 16)) → 0x\(String(a, radix: 16))") }
+            print("verified: memory content hash unchanged (0x\(String(a, radix: 16)))")
+        }
+        print("wrote \(report.bytesWritten) bytes")
+    }
+}
+
+/// Copy a (sparse) file keeping its holes.
+func sparseCopy(from src: String, to dst: String) throws {
+    let i = open(src, O_RDONLY)
+    guard i >= 0 else { throw DumpError(src, "cannot open") }
+    defer { close(i) }
+    let o = open(dst, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+    guard o >= 0 else { throw DumpError(dst, "cannot create (exists already?): \(String(cString: strerror(errno)))") }
+    defer { close(o) }
+    var st = stat(); fstat(i, &st)
+    guard ftruncate(o, st.st_size) == 0 else { throw DumpError(dst, "cannot size") }
+    var buf = [UInt8](repeating: 0, count: 1 << 20)
+    var pos: off_t = 0
+    while pos < st.st_size {
+        let data = lseek(i, pos, seekData)
+        if data < 0 { break }
+        let hole = lseek(i, data, seekHole)
+        var p = data
+        while p < hole {
+            let n = try buf.withUnsafeMutableBytes { b -> Int in
+                let r = pread(i, b.baseAddress, min(b.count, Int(hole - p)), p)
+                guard r > 0 else { throw DumpError(src, offset: UInt64(p), "read failed") }
+                return r
+            }
+            let w = buf.withUnsafeBytes { pwrite(o, $0.baseAddress, n, p) }
+            guard w == n else { throw DumpError(dst, offset: UInt64(p), "write failed: \(String(cString: strerror(errno)))") }
+            p += off_t(n)
+        }
+        pos = hole
+    }
+    guard fsync(o) == 0 else { throw DumpError(dst, "fsync failed") }
+}
