@@ -1,2 +1,2 @@
 import P2MTools
-print("p2m-analyze: not yet implemented")
+AnalyzeCommand.main()
