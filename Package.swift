@@ -52,11 +52,12 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Tools/bench"),
 
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "P2MFormatTests", dependencies: ["P2MFormat"]),
-        .testTarget(name: "DumpIOTests", dependencies: ["DumpIO", "DumpGen", "P2MFormat"]),
-        .testTarget(name: "TranslationTests", dependencies: ["Translation", "DumpIO", "DumpGen", "P2MFormat"]),
-        .testTarget(name: "P2MToolsTests", dependencies: ["P2MTools", "DumpGen", "Translation", "DumpIO", "P2MFormat"]),
-        .testTarget(name: "DumpGenTests", dependencies: ["DumpGen", "P2MFormat"]),
-        .testTarget(name: "RealDumpTests", dependencies: ["P2MTools", "Translation", "DumpIO", "P2MFormat"]),
+        .testTarget(name: "DumpIOTests", dependencies: ["TestSupport", "DumpIO", "DumpGen", "P2MFormat"]),
+        .testTarget(name: "TranslationTests", dependencies: ["TestSupport", "Translation", "DumpIO", "DumpGen", "P2MFormat"]),
+        .testTarget(name: "P2MToolsTests", dependencies: ["TestSupport", "P2MTools", "DumpGen", "Translation", "DumpIO", "P2MFormat"]),
+        .testTarget(name: "DumpGenTests", dependencies: ["TestSupport", "DumpGen", "P2MFormat"]),
+        .testTarget(name: "RealDumpTests", dependencies: ["TestSupport", "P2MTools", "Translation", "DumpIO", "P2MFormat"]),
     ]
 )

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import P2MFormat
+import TestSupport
 @testable import DumpGen
 
 @Suite(.serialized) struct GeneratorTests {

@@ -2,13 +2,13 @@ import Foundation
 import Testing
 
 /// Runs an external program; a missing program is a test failure, never a silent pass.
-struct ToolRun {
-    var status: Int32
-    var stdout: String
-    var stderr: String
+public struct ToolRun {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
 }
 
-func runTool(_ argv: [String], stdin: String? = nil) throws -> ToolRun {
+public func runTool(_ argv: [String], stdin: String? = nil) throws -> ToolRun {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = argv
@@ -23,13 +23,13 @@ func runTool(_ argv: [String], stdin: String? = nil) throws -> ToolRun {
     return ToolRun(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
 }
 
-func requireTool(_ path: String) {
+public func requireTool(_ path: String) {
     if !FileManager.default.isExecutableFile(atPath: path) {
         Issue.record("REQUIRED EXTERNAL TOOL MISSING: \(path) — install it (make deps / .ci/run does)")
     }
 }
 
-func tempDir() throws -> String {
+public func tempDir() throws -> String {
     let d = NSTemporaryDirectory() + "p2mtest-" + UUID().uuidString
     try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
     return d
@@ -37,7 +37,7 @@ func tempDir() throws -> String {
 
 /// python3-libkdumpfile script: open a dump, force the page-table root to the machine
 /// address of dom0's top table (cr3 from the manifest), read each sample by KVADDR.
-let libkdumpfileSampleScript = """
+public let libkdumpfileSampleScript = """
 import sys, json, kdumpfile, addrxlat
 path = sys.argv[1]
 man = json.load(open(sys.argv[2]))
