@@ -11,8 +11,9 @@
 //    starts the file's data to the end of the file (fsync), then rewrite the header region with
 //    one more PT_LOAD: the head, now at the end of the file, and the rest of the segment left in
 //    place with p_offset/p_paddr advanced by K pages. Cost ∝ note size, never ∝ segment size.
-//    That rewrite is not atomic, so the original header region is first saved to an undo
-//    journal (DUMP.p2minject.journal, fsynced); the next run finds it, restores, says so.
+//    That rewrite is one write() of the header region (all-or-nothing against a kill); as a
+//    power loss could tear it, the original region is first saved to an undo journal
+//    (DUMP.p2minject.journal, fsynced); the next run finds it, restores, says so.
 // xl dump-core: the note goes in a new SHT_NOTE section `.note.p2mnote`; the note, a new
 // .shstrtab and a new section header table are appended, fsynced, and then e_shoff/e_shnum/
 // e_shstrndx switch with one write in the ELF header. The old table stays, unreferenced.
@@ -214,18 +215,18 @@ public final class NoteInjector {
             report.actions.append("rewrote the \(firstData)-byte header region (notes repacked)")
         }
         if dryRun { return }
+        // Undo record first (it also remembers the file size, so the copied head is cut off
+        // again on restore); then the head copy past the end; then the whole header region in
+        // one write — a kill leaves either the old or the new region, a torn write is undone
+        // from the journal by the next run.
+        try writeJournal(fd: fd, regions: [(0, Int(newFirstData))], fileSize: d.fileSize)
         if let m = moved {
             try failpoint?("copy-head")
             try copyRange(fd, from: m.from, to: m.to, count: m.len)
             try sync(fd)
         }
-        try writeJournal(fd: fd, regions: [(0, Int(newFirstData))], fileSize: d.fileSize)
         try failpoint?("rewrite-header")
-        // Notes and program headers first, the ELF header (e_phnum) last.
-        try pwriteAll(fd, path, Array(region[64...]), at: 64)
-        try sync(fd)
-        try failpoint?("switch-header")
-        try pwriteAll(fd, path, Array(region[0..<64]), at: 0)
+        try pwriteAll(fd, path, region, at: 0)
         try sync(fd)
         report.bytesWritten = newFirstData + (moved?.len ?? 0)
         dropJournal()
