@@ -97,6 +97,19 @@ public final class DumpFile {
         guard ident[4] == 2 else { throw fail(4, "ELF class \(ident[4]), expected 2 (ELFCLASS64)") }
         guard ident[5] == 1 else { throw fail(5, "ELF data encoding \(ident[5]), expected 1 (little-endian)") }
 
+        // Table bounds from the raw header, before libelf (whose message would be vaguer).
+        let rawPhoff = (0..<8).reduce(UInt64(0)) { $0 | UInt64(ident[32 + $1]) << (8 * UInt64($1)) }
+        let rawShoff = (0..<8).reduce(UInt64(0)) { $0 | UInt64(ident[40 + $1]) << (8 * UInt64($1)) }
+        let rawPhnum = UInt64(ident[56]) | UInt64(ident[57]) << 8
+        let rawShnum = UInt64(ident[60]) | UInt64(ident[61]) << 8
+        if rawPhnum > 0 && rawPhnum != 0xffff {
+            let (e, o) = rawPhoff.addingReportingOverflow(rawPhnum * 56)
+            guard !o, e <= fileSize else { throw fail(rawPhoff, "\(rawPhnum) program headers at 0x\(String(rawPhoff, radix: 16)) run past the end of the \(fileSize)-byte file") }
+        }
+        if rawShnum > 0 {
+            let (e, o) = rawShoff.addingReportingOverflow(rawShnum * 64)
+            guard !o, e <= fileSize else { throw fail(rawShoff, "\(rawShnum) section headers at 0x\(String(rawShoff, radix: 16)) run past the end of the \(fileSize)-byte file") }
+        }
         elf_version(UInt32(EV_CURRENT))
         guard let elf = elf_begin(fd, ELF_C_READ_MMAP, nil) else {
             throw fail(nil, "libelf cannot read it: \(String(cString: elf_errmsg(-1)))")

@@ -152,7 +152,7 @@ public enum DumpGenerator {
     }
 
     public static func generateDom0(_ o: Dom0DumpOptions, to path: String) throws -> GeneratedDump {
-        guard o.guestMiB >= 64 else { throw GenError.parameter("--guest-mib must be at least 64") }
+        guard o.guestMiB >= 96 else { throw GenError.parameter("--guest-mib must be at least 96 (the kernel image sits at 16 MiB, its tables above 64 MiB)") }
         let guestPages = o.guestMiB << 8
         let machinePages = (o.machineMiB ?? max(o.guestMiB * 5 / 4 + 512, 1024)) << 8
         let machine = MachineLayout(machinePages: machinePages)
