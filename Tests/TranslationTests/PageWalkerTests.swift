@@ -1,0 +1,84 @@
+import DumpIO
+import Foundation
+import P2MFormat
+import Testing
+@testable import Translation
+
+/// Machine memory made of a dictionary of pages (zero elsewhere in `present` frames).
+final class FakeMemory: MachineMemory {
+    var pages: [UInt64: [UInt8]] = [:]
+    var reads = 0
+    func set(_ mfn: UInt64, _ index: Int, _ v: UInt64) {
+        var p = pages[mfn] ?? [UInt8](repeating: 0, count: 4096)
+        for i in 0..<8 { p[index * 8 + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(i))) }
+        pages[mfn] = p
+    }
+    func read(_ address: MachAddr, into buffer: UnsafeMutableRawBufferPointer) throws {
+        reads += 1
+        var a = address.rawValue
+        for i in 0..<buffer.count {
+            guard let p = pages[a >> 12] else { throw DumpError("fake", "machine 0x\(String(a, radix: 16)) absent") }
+            buffer[i] = p[Int(a & 0xfff)]
+            a += 1
+        }
+    }
+    func contains(_ address: MachAddr) -> Bool { pages[address.rawValue >> 12] != nil }
+}
+
+@Suite struct PageWalkerTests {
+    let t: UInt64 = 0x67
+    func mem() -> FakeMemory {
+        let m = FakeMemory()
+        // PGD 0x10 → PUD 0x11; PUD[0] → PMD 0x12; PMD[0] → PT 0x13; PT[5] → frame 0x99.
+        m.set(0x10, 511, (0x11 << 12) | t)
+        m.set(0x11, 510, (0x12 << 12) | t)
+        m.set(0x12, 0, (0x13 << 12) | t)
+        m.set(0x13, 5, (0x99 << 12) | 0x8000_0000_0000_0163)
+        // A 2 MiB page at PMD[1] and a 1 GiB page at PUD[511].
+        m.set(0x12, 1, (0x200 << 12) | 0x80 | t)
+        m.set(0x11, 511, (0x40000 << 12) | 0x80 | t)
+        m.set(0x99, 0, 0x1122334455667788)
+        return m
+    }
+
+    @Test func fourKiB2MiB1GiBAndErrors() throws {
+        let m = mem()
+        let w = MachinePageWalker(memory: m)
+        let root = MachAddr(0x10 << 12)
+        #expect(try w.translate(KVAddr(0xffffffff80005123), root: root) == MachAddr(0x99123))
+        let r = try w.walk(KVAddr(0xffffffff80005123), root: root)
+        #expect(r.steps.map(\.level) == [4, 3, 2, 1] && r.pageSize == 4096)
+        #expect(try w.translate(KVAddr(0xffffffff80212345), root: root) == MachAddr(0x212345))
+        #expect(try w.translate(KVAddr(0xffffffffc0123456), root: root) == MachAddr(0x40123456))
+        #expect(try w.readU64(KVAddr(0xffffffff80005000), root: root) == 0x1122334455667788)
+        do { _ = try w.translate(KVAddr(0xffffffff80006000), root: root); Issue.record("mapped?") }
+        catch let e as WalkError { #expect(e.level == 1 && e.description.contains("not present")) }
+        do { _ = try w.translate(KVAddr(0x0000900000000000), root: root); Issue.record("mapped?") }
+        catch let e as WalkError { #expect(e.level == 4) }
+        #expect(throws: WalkError.self) { _ = try w.translate(KVAddr(0x8000000000000000), root: root) }   // non-canonical
+        // Table pages are cached: repeated walks read no more memory.
+        let before = m.reads
+        for _ in 0..<100 { _ = try w.translate(KVAddr(0xffffffff80005123), root: root) }
+        #expect(m.reads == before)
+    }
+
+    @Test func missingTableIsAnErrorNotATrap() throws {
+        let m = FakeMemory()
+        m.set(0x10, 511, (0x77 << 12) | t)          // PUD frame 0x77 absent from the dump
+        let w = MachinePageWalker(memory: m)
+        #expect(throws: DumpError.self) { _ = try w.translate(KVAddr(0xffffffff80000000), root: MachAddr(0x10 << 12)) }
+    }
+
+    @Test func symbolTables() throws {
+        let d = NSTemporaryDirectory() + "sym-" + UUID().uuidString
+        try "ffffffff81000000 T _text\nffffffff81800000 R linux_banner\n".write(toFile: d, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        let s = try SymbolTable.systemMap(path: d)
+        #expect(s.address("linux_banner") == KVAddr(0xffffffff81800000))
+        #expect(s.symbol(at: KVAddr(0xffffffff81800010))?.name == "linux_banner")
+        try "ffffffff81000000 T _text\ngarbage line\n".write(toFile: d, atomically: true, encoding: .utf8)
+        do { _ = try SymbolTable.systemMap(path: d); Issue.record("accepted") } catch { #expect("\(error)".contains("line 2")) }
+        #expect(KernelRegion.of(KVAddr(0xffffc90000000000)) == .vmalloc)
+        #expect(KernelRegion.of(KVAddr(0xffffffffa003a040)) == .modules)
+    }
+}
