@@ -262,33 +262,37 @@ struct M2PIndex: Sendable {
         }
     }
 
-    func lookup(_ m: UInt64) -> M2PResult {
-        var found: [PFN] = []
-        if !main.isEmpty {
-            let b = Int(min(m >> shift, UInt64(bucketStart.count - 2)))
-            var lo = Int(bucketStart[b])
-            var hi = min(Int(bucketStart[b + 1]), main.count - 1)
-            if m >> shift <= UInt64(bucketStart.count - 2), lo <= hi {
-                // Last interval with lo ≤ m in [lo, hi].
-                if main[lo].lo <= m {
-                    while lo < hi {
-                        let mid = (lo + hi + 1) >> 1
-                        if main[mid].lo <= m { lo = mid } else { hi = mid - 1 }
-                    }
-                    let iv = main[lo]
-                    if m <= iv.hi {
-                        if iv.mult > 1 {
-                            for i in 0..<min(iv.mult, 16) { found.append(PFN(iv.pfnAtLo + i)) }
-                        } else {
-                            found.append(PFN(iv.pfn(m)))
-                        }
-                    }
-                }
+    /// Index in `main` of the interval holding `m`, if any: one bucket read, a short search.
+    @inline(__always) func mainHit(_ m: UInt64) -> Int? {
+        guard !main.isEmpty else { return nil }
+        let bucket = m >> shift
+        guard bucket <= UInt64(bucketStart.count - 2) else { return nil }
+        let b = Int(bucket)
+        var lo = Int(bucketStart[b])
+        var hi = min(Int(bucketStart[b + 1]), main.count - 1)
+        guard lo <= hi else { return nil }
+        return main.withUnsafeBufferPointer { iv -> Int? in
+            guard iv[lo].lo <= m else { return nil }
+            while lo < hi {
+                let mid = (lo + hi + 1) >> 1
+                if iv[mid].lo <= m { lo = mid } else { hi = mid - 1 }
             }
+            return m <= iv[lo].hi ? lo : nil
         }
-        for iv in overlaps where iv.lo <= m && m <= iv.hi && found.count < 16 {
-            found.append(PFN(iv.pfn(m)))
+    }
+
+    func lookup(_ m: UInt64) -> M2PResult {
+        let hit = mainHit(m)
+        // Fast path: no conflicts anywhere in the map.
+        if overlaps.isEmpty, let k = hit, main[k].mult == 1 { return .unique(PFN(main[k].pfn(m))) }
+        if overlaps.isEmpty && hit == nil { return .none }
+        var found: [PFN] = []
+        if let k = hit {
+            let iv = main[k]
+            if iv.mult > 1 { for i in 0..<min(iv.mult, 16) { found.append(PFN(iv.pfnAtLo + i)) } }
+            else { found.append(PFN(iv.pfn(m))) }
         }
+        for iv in overlaps where iv.lo <= m && m <= iv.hi && found.count < 16 { found.append(PFN(iv.pfn(m))) }
         switch found.count {
         case 0: return .none
         case 1: return .unique(found[0])

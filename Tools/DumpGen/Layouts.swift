@@ -24,8 +24,12 @@ public enum LayoutProfile: String, CaseIterable, Sendable {
     case dom0
     /// dom0 plus ranges ballooned out (INVALID inside RAM).
     case ballooned
-    /// A domU after live migration: runs of 1–512 pages at scattered mfns.
+    /// A domU after live migration: the restore side populates pfns in batches and Xen hands
+    /// out 2 MiB extents where it can, so most runs are 512 pages (some shorter, some longer),
+    /// placed near each other but out of order.
     case fragmented
+    /// A harsher case: runs of 1–512 pages shuffled across the whole machine.
+    case scattered
     /// A random permutation: the worst case for any run encoding.
     case random
 }
@@ -175,6 +179,21 @@ public struct P2MLayout: Sendable {
                     }
                 }
             case .fragmented:
+                while left > 0 {
+                    var window: [FrameRange] = []
+                    for _ in 0..<8 where left > 0 {
+                        let r = rng.below(10)
+                        let n = min(left, r < 7 ? 512 : (r < 9 ? rng.range(1...511) : rng.range(1024...8192)))
+                        window += try pool.take(n); left -= n
+                        if rng.below(4) == 0 { _ = try? pool.take(rng.range(1...1024)) }   // frames that went elsewhere
+                    }
+                    window.shuffle(using: &rng)
+                    for s in window {
+                        if s.count > 1 && rng.below(16) == 0 { segs.append(.descending(first: s.end - 1, count: s.count)) }
+                        else { segs.append(.ascending(first: s.start, count: s.count)) }
+                    }
+                }
+            case .scattered:
                 // Slices of 1–512 frames, scattered: take a window of slices and shuffle it.
                 while left > 0 {
                     var window: [FrameRange] = []

@@ -58,7 +58,7 @@ struct FormatBench: ParsableCommand {
         print("layout        guest     pfns        raw          lz4 -1      zstd -19     note   raw/note  ≤zstd  encode GB/s  lz4 -1 GB/s")
         let cases: [(String, LayoutProfile, UInt64, UInt64)] = [
             ("dom0", .dom0, 4, 1 << 27), ("ballooned", .ballooned, 16, 1 << 27),
-            ("fragmented", .fragmented, 64, 1 << 24), ("random", .random, 1, 1 << 18)]
+            ("fragmented", .fragmented, 64, 1 << 24), ("scattered", .scattered, 64, 1 << 24), ("random", .random, 1, 1 << 18)]
         for (name, prof, gib, n) in cases {
             let l = try layout(prof, guestGiB: gib, nrPfns: n)
             var raw = [UInt64](repeating: 0, count: Int(n))
