@@ -113,9 +113,6 @@ public enum DumpGenerator {
         let layout = try P2MLayout.generate(profile: profile, guestPages: guestPages, nrPfns: n, free: free,
                                             width: .eight, seed: seed)
         var k = kernel
-        if let text = try? String(contentsOfFile: "/work/notes/module-offsets.txt", encoding: .utf8), ProcessInfo.processInfo.environment["P2M_GENDUMP_NO_NOTES_FILE"] == nil {
-            _ = text   // real offsets, when known, are reviewed by hand before being made the default
-        }
         k.directMapLimitPages = min(k.directMapLimitPages, n)
         return try GuestKernel(layout: layout, ramPages: guestPages, options: k, seed: seed)
     }
@@ -255,17 +252,25 @@ public enum DumpGenerator {
         }
         try out.close()
 
+        let manifest = makeManifest(kind: "dom0-kdump", kernel: k, profile: o.profile, seed: o.seed, guestPages: guestPages,
+                                    machinePages: machinePages, cr3: pml4Mfn << 12, fll: fll, missing: missing, identity: identity,
+                                    xenPhysStart: xenPhysStart, omitted: omitted, domainID: 0)
+        return try finishOutputs(path: path, kernel: k, manifest: manifest)
+    }
+
+    static func makeManifest(kind: String, kernel k: GuestKernel, profile: LayoutProfile, seed: UInt64, guestPages: UInt64,
+                             machinePages: UInt64, cr3: UInt64, fll: UInt64?, missing: UInt64, identity: UInt64,
+                             xenPhysStart: UInt64?, omitted: [String], domainID: UInt32) -> DumpManifest {
         let (digest, counts) = layoutDigest(k.layout)
-        let manifest = DumpManifest(
-            kind: "dom0-kdump", profile: o.profile.rawValue, seed: o.seed, entryWidth: 8,
+        return DumpManifest(
+            kind: kind, profile: profile.rawValue, seed: seed, entryWidth: 8,
             nrPfns: k.layout.nrPfns, guestPages: guestPages, machinePages: machinePages,
             p2mDigest: digest, p2mCounts: ["mfn": counts.mfn, "invalid": counts.invalid, "identity": counts.identity, "foreign": counts.foreign],
-            p2m: manifestSegments(k.layout), listVAddr: k.listVAddr, cr3: pml4Mfn << 12, fllMfn: fll,
+            p2m: manifestSegments(k.layout), listVAddr: k.listVAddr, cr3: cr3, fllMfn: fll,
             p2mMissingMfn: missing, p2mIdentityMfn: identity, xenPhysStart: xenPhysStart,
-            osRelease: o.kernel.release, banner: k.bannerString,
+            osRelease: k.options.release, banner: k.bannerString,
             symbols: Dictionary(k.symbols.map { ($0.name, $0.addr) }, uniquingKeysWith: { a, _ in a }),
-            modules: k.modules, samples: k.samples, notesOmitted: omitted, domainID: 0)
-        return try finishOutputs(path: path, kernel: k, manifest: manifest)
+            modules: k.modules, samples: k.samples, notesOmitted: omitted, domainID: domainID)
     }
 
     static func finishOutputs(path: String, kernel k: GuestKernel, manifest: DumpManifest) throws -> GeneratedDump {

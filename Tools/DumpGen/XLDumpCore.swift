@@ -32,7 +32,6 @@ extension DumpGenerator {
         }
         // Pages present: every pfn with a machine frame, in pfn order (libxc skips the rest).
         var present: [(pfn: UInt64, mfn: UInt64)] = []
-        var p: UInt64 = 0
         var pos: UInt64 = 0
         for s in k.layout.segments {
             switch s {
@@ -43,7 +42,6 @@ extension DumpGenerator {
             }
             pos += s.count
         }
-        _ = p; p = 0
         let nrPages = UInt64(present.count)
 
         // .note.Xen
@@ -101,8 +99,7 @@ extension DumpGenerator {
         try out.write(at: sharedOff, shared)
         try out.write(at: strOff, strtab)
         var p2m = [UInt8](); p2m.reserveCapacity(present.count * 16)
-        var indexOfPfn: [UInt64: UInt64] = [:]
-        for (i, e) in present.enumerated() { p2m += u64le(e.pfn) + u64le(e.mfn) }
+        for e in present { p2m += u64le(e.pfn) + u64le(e.mfn) }
         try out.write(at: p2mOff, p2m)
         // Page i of .xen_pages is the i-th present pfn: binary search by pfn.
         func pageIndex(_ pfn: UInt64) -> UInt64? {
@@ -112,23 +109,15 @@ extension DumpGenerator {
                 if present[m].pfn < pfn { lo = m + 1 } else { hi = m - 1 } }
             return nil
         }
-        _ = indexOfPfn; indexOfPfn = [:]
         try k.forEachPage { pfn, bytes in
             guard let idx = pageIndex(pfn) else { throw GenError.parameter("pfn 0x\(String(pfn, radix: 16)) has no page in .xen_pages") }
             try out.write(at: pagesOff + idx * 4096, bytes)
         }
         try out.close()
 
-        let (digest, counts) = layoutDigest(k.layout)
-        let manifest = DumpManifest(
-            kind: "xl-dump-core", profile: o.profile.rawValue, seed: o.seed, entryWidth: 8,
-            nrPfns: k.layout.nrPfns, guestPages: guestPages, machinePages: machinePages,
-            p2mDigest: digest, p2mCounts: ["mfn": counts.mfn, "invalid": counts.invalid, "identity": counts.identity, "foreign": counts.foreign],
-            p2m: manifestSegments(k.layout), listVAddr: k.listVAddr, cr3: pml4Mfn << 12, fllMfn: nil,
-            p2mMissingMfn: missing, p2mIdentityMfn: identity, xenPhysStart: nil,
-            osRelease: o.kernel.release, banner: k.bannerString,
-            symbols: Dictionary(k.symbols.map { ($0.name, $0.addr) }, uniquingKeysWith: { a, _ in a }),
-            modules: k.modules, samples: k.samples, notesOmitted: [], domainID: o.domainID)
+        let manifest = makeManifest(kind: "xl-dump-core", kernel: k, profile: o.profile, seed: o.seed, guestPages: guestPages,
+                                    machinePages: machinePages, cr3: pml4Mfn << 12, fll: nil, missing: missing, identity: identity,
+                                    xenPhysStart: nil, omitted: [], domainID: o.domainID)
         return try finishOutputs(path: path, kernel: k, manifest: manifest)
     }
 }
