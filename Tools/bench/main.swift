@@ -126,7 +126,7 @@ struct EmitBench: ParsableCommand {
     @Option var guestGib: UInt64 = 64
     func run() throws {
         let d = try scratch(); defer { try? FileManager.default.removeItem(atPath: d) }
-        var o = Dom0DumpOptions(); o.guestMiB = guestGib << 10; o.nrPfns = guestGib << 18
+        var o = Dom0DumpOptions(); o.guestMiB = guestGib << 10
         let (g, genT) = try time { try DumpGenerator.generateDom0(o, to: d + "/dom0.vmcore") }
         print("== emit from a \(guestGib) GiB dom0 dump (generated in \(String(format: "%.1f", genT)) s, \(mb(Double(fileSize(g.path)))) MB apparent)")
         // The list pages' bytes, gathered into one file, for the cat anchor.
