@@ -24,8 +24,9 @@ public struct ModuleOffsets: Sendable {
     public var list: UInt64 = 0x8
     public var name: UInt64 = 0x18
     public var nameLength = 56
-    public var coreBase: UInt64 = 0x180
-    public var coreSize: UInt64 = 0x188
+    // Debian 12's 6.1 kernel (ptype/o struct module on its debug vmlinux): core_layout at 320.
+    public var coreBase: UInt64 = 0x140
+    public var coreSize: UInt64 = 0x148
     public init() {}
 }
 

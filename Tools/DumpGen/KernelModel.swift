@@ -28,15 +28,15 @@ public enum LinuxX86_64 {
 }
 
 /// Offsets inside `struct module` used by `mod`-like readers. Defaults: Linux 6.1 x86_64
-/// (state at 0, list at 8, name[56] at 0x18; core_layout is cache-line aligned at 0x180 with
-/// base then size). Overridable; /work/notes-style `field=0xOFF` files can be parsed.
+/// (state at 0, list at 8, name[56] at 0x18, core_layout.base at 0x140 and .size at 0x148, as
+/// `ptype/o struct module` shows on Debian 12's linux-image-6.1.0-56-amd64-dbg vmlinux). Overridable; /work/notes-style `field=0xOFF` files can be parsed.
 public struct ModuleStructLayout: Sendable, Equatable, Codable {
     public var state: UInt64 = 0x0
     public var list: UInt64 = 0x8
     public var name: UInt64 = 0x18
     public var nameLength: UInt64 = 56
-    public var coreBase: UInt64 = 0x180
-    public var coreSize: UInt64 = 0x188
+    public var coreBase: UInt64 = 0x140
+    public var coreSize: UInt64 = 0x148
     public init() {}
 
     public static let linux61 = ModuleStructLayout()
