@@ -37,6 +37,7 @@ public struct EmitCommand: ParsableCommand {
     @Option(help: "Domain id to record.") var domid: UInt32?
     @Flag(inversion: .prefixedNo, help: "Compare with the dump's second copy of the table.") var compare = true
     @Flag(help: "Print the summary as JSON.") var json = false
+    @Option(help: "Also write the table as raw 8-byte little-endian entries (for inspection).") var rawOut: String?
 
     public init() {}
 
@@ -51,6 +52,7 @@ public struct EmitCommand: ParsableCommand {
         let r = try Emitter.emit(o)
         let out = output ?? source + ".p2mnote"
         try Data(r.note.elfNoteBytes).write(to: URL(fileURLWithPath: out))
+        if let rawPath = rawOut { try writeRawTable(r.note, to: rawPath) }
         if json {
             let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try e.encode(r.summary), as: UTF8.self))
@@ -83,4 +85,20 @@ func looksLikeELF(_ path: String) -> Bool {
     guard let h = FileHandle(forReadingAtPath: path) else { return false }
     defer { try? h.close() }
     return h.readData(ofLength: 4) == Data([0x7f, 0x45, 0x4c, 0x46])
+}
+
+/// Expand a note to a raw table file, a chunk at a time.
+func writeRawTable(_ note: P2MNote, to path: String) throws {
+    let map = try P2MNote.decode(descriptor: note.descriptor).map
+    guard FileManager.default.createFile(atPath: path, contents: nil), let fh = FileHandle(forWritingAtPath: path) else {
+        throw DumpError(path, "cannot create the raw table file")
+    }
+    defer { try? fh.close() }
+    var buf = [UInt64](repeating: 0, count: 1 << 16)
+    var pfn: UInt64 = 0
+    while pfn < map.nrPfns {
+        let n = buf.withUnsafeMutableBufferPointer { map.entries(from: pfn, into: $0) }
+        buf.withUnsafeBytes { fh.write(Data($0.prefix(n * 8))) }
+        pfn += UInt64(n)
+    }
 }

@@ -94,5 +94,18 @@ struct RealDumpTests {
             if o == theirs[i] { same += 1 }
         }
         #expect(same == addrs.count, "\(addrs.count - same) of \(addrs.count) addresses differ (\(readable) readable by us)")
+        // crash with the matching debug vmlinux: `sys` and `mod` read the same before and after.
+        let vmlinux = realDir + "/vmlinux"
+        if FileManager.default.fileExists(atPath: vmlinux) {
+            requireTool("/usr/bin/crash")
+            func crash(_ f: String) throws -> String {
+                try runTool(["crash", "-s", vmlinux, f], stdin: "sys\nmod\nq\n").stdout
+                    .split(separator: "\n").filter { !$0.contains("DUMPFILE:") }.joined(separator: "\n")
+            }
+            let before = try crash(realVmcore), after = try crash(dump)
+            #expect(before == after && after.contains("RELEASE:"), "crash differs:\n\(before)\n---\n\(after)")
+        } else {
+            Issue.record("LOUD: no debug vmlinux in \(realDir); the crash comparison did not run")
+        }
     }
 }
