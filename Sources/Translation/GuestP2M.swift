@@ -142,20 +142,28 @@ public enum LinearListReader {
                 throw TranslationError("p2m list page \(page) at \(va) is not mapped: \(e)")
             }
             let mfn = m.mfn()
-            let n = Int(min(entriesLeft, 512))
-            try sink.listFrames(mfn, count: 1)
-            if mfn == shared.missing {
-                try sink.invalid(UInt64(n))
-            } else if mfn == shared.identity {
-                try sink.identity(UInt64(n))
-            } else {
-                try buf.withUnsafeMutableBytes { b in
-                    try walker.memory.read(m, into: UnsafeMutableRawBufferPointer(rebasing: b[0..<(n * 8)]))
-                }
-                try buf.withUnsafeBufferPointer { try sink.entries(UnsafeBufferPointer(rebasing: $0[0..<n])) }
+            if mfn == shared.missing || mfn == shared.identity {
+                let n = min(entriesLeft, 512)
+                try sink.listFrames(mfn, count: 1)
+                if mfn == shared.missing { try sink.invalid(n) } else { try sink.identity(n) }
+                page += 1
+                if page & 0xfff == 0 { progress?(page, pagesTotal) }
+                continue
             }
-            page += 1
-            if page & 0xfff == 0 { progress?(page, pagesTotal) }
+            // The list's own pages: gather a run of machine-contiguous ones into one read.
+            var run: UInt64 = 1
+            while run < 256, page + run < pagesTotal,
+                  let next = try? walker.translate(KVAddr(va.rawValue &+ run * 4096), root: root),
+                  next.mfn().rawValue == mfn.rawValue + run { run += 1 }
+            let n = Int(min(entriesLeft, run * 512))
+            if buf.count < n { buf = [UInt64](repeating: 0, count: Int(run * 512)) }
+            try buf.withUnsafeMutableBytes { b in
+                try walker.memory.read(m, into: UnsafeMutableRawBufferPointer(rebasing: b[0..<(n * 8)]))
+            }
+            for k in 0..<run { try sink.listFrames(MFN(mfn.rawValue + k), count: 1) }
+            try buf.withUnsafeBufferPointer { try sink.entries(UnsafeBufferPointer(rebasing: $0[0..<n])) }
+            page += run
+            if page & 0xfff < run { progress?(page, pagesTotal) }
         }
         progress?(pagesTotal, pagesTotal)
     }
