@@ -56,18 +56,9 @@ public final class P2MEncoder {
     public func appendListFrames(repeating mfn: MFN?, count: UInt64) throws {
         if frames == nil { frames = StreamEncoder(role: .frames) }
         guard count > 0 else { return }
-        if let m = mfn {
-            try frames?.append([m.rawValue])
-            if count > 1 {
-                // A constant run: feed in bounded chunks so memory stays small.
-                var left = count - 1
-                let chunk = [UInt64](repeating: m.rawValue, count: Int(min(left, 1 << 16)))
-                while left > 0 {
-                    let k = Int(min(left, UInt64(chunk.count)))
-                    try chunk.withUnsafeBufferPointer { try frames?.append(entries: UnsafeBufferPointer(rebasing: $0[0..<k])) }
-                    left -= UInt64(k)
-                }
-            }
+        if var v = mfn?.rawValue {
+            // A constant run: the entry repeated, fed from one value (no array per call).
+            for _ in 0..<count { try withUnsafePointer(to: &v) { try frames?.append(entries: UnsafeBufferPointer(start: $0, count: 1)) } }
         } else {
             try frames?.appendInvalid(count: count)
         }

@@ -175,9 +175,8 @@ public enum Emitter {
             let (va, size) = try view.linearList()
             let shared = view.sharedFrames
             let enc = P2MEncoder(width: .eight)
-            let sink = EncoderSink(enc)
+            let sink = EncoderSink(enc, keepFrames: true)
             try LinearListReader.read(walker: view.walker, root: view.root, vaddr: va, size: size, shared: shared, sink: sink, progress: progress)
-            for (m, n) in sink.frames { try enc.appendListFrames(repeating: m, count: n) }
             let meta = P2MNoteMetadata(source: from == .linear ? .linearList : .xlPagesLinear,
                                        domainID: o.domainID ?? (dump.kind == .kdumpELF ? 0 : nil),
                                        listVAddr: va, fllMFN: fll, missingPageMFN: shared.missing,

@@ -211,16 +211,16 @@ public enum FrameTreeReader {
     }
 }
 
-/// Sink that feeds a note encoder (and records list frames).
+/// Sink that feeds a note encoder, list frames included (streamed: nothing is collected).
 public final class EncoderSink: P2MSink {
     public let encoder: P2MEncoder
-    public var frames: [(MFN?, UInt64)] = []
-    public init(_ e: P2MEncoder) { encoder = e }
+    public let keepFrames: Bool
+    public init(_ e: P2MEncoder, keepFrames: Bool = false) { encoder = e; self.keepFrames = keepFrames }
     public func invalid(_ count: UInt64) throws { try encoder.appendInvalid(count: count) }
     public func identity(_ count: UInt64) throws { try encoder.appendIdentity(count: count) }
     public func entries(_ e: UnsafeBufferPointer<UInt64>) throws { try encoder.append(entries: e) }
     public func listFrames(_ mfn: MFN?, count: UInt64) throws {
-        if let last = frames.last, last.0 == mfn { frames[frames.count - 1].1 += count } else { frames.append((mfn, count)) }
+        if keepFrames { try encoder.appendListFrames(repeating: mfn, count: count) }
     }
 }
 
