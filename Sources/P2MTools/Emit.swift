@@ -48,11 +48,15 @@ public struct EmitResult: Sendable {
 }
 
 /// Symbols from the options and the dump's own VMCOREINFO.
+/// Link-time addresses (System.map, vmlinux) move by VMCOREINFO's KERNELOFFSET under KASLR;
+/// VMCOREINFO's own SYMBOL() values are already the running ones and win.
 func loadSymbols(systemMap: String?, vmlinux: String?, dump: DumpFile?) throws -> SymbolTable {
+    var linked = SymbolTable()
+    if let m = systemMap { linked.merge(try SymbolTable.systemMap(path: m)) }
+    if let v = vmlinux { linked.merge(try SymbolTable.vmlinux(path: v)) }
     var t = SymbolTable()
-    if let m = systemMap { t.merge(try SymbolTable.systemMap(path: m)) }
-    if let v = vmlinux { t.merge(try SymbolTable.vmlinux(path: v)) }
     if let vi = dump?.vmcoreInfo { t.merge(SymbolTable.vmcoreInfo(vi)) }
+    t.merge(linked.relocated(by: dump?.vmcoreInfo?.kernelOffset ?? 0))
     return t
 }
 

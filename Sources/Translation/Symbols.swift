@@ -87,6 +87,15 @@ public struct SymbolTable: Sendable {
         return t
     }
 
+    /// The same symbols moved by a KASLR offset (kernel-image symbols only: ≥ __START_KERNEL_map).
+    public func relocated(by offset: UInt64) -> SymbolTable {
+        guard offset != 0 else { return self }
+        var t = SymbolTable()
+        for (n, a) in byName { t.add(n, a >= 0xffff_ffff_8000_0000 ? a &+ offset : a) }
+        t.finish()
+        return t
+    }
+
     public mutating func merge(_ o: SymbolTable) {
         for (n, a) in o.byName { add(n, a) }
         finish()

@@ -102,6 +102,9 @@ struct RealDumpTests {
                 try runTool(["crash", "-s", vmlinux, f], stdin: "sys\nmod\nq\n").stdout
                     .split(separator: "\n").filter { !$0.contains("DUMPFILE:") }.joined(separator: "\n")
             }
+            // Symbols from the vmlinux's own symbol table instead of the System.map.
+            var av = AnalyzerOptions(dump: dump); av.vmlinux = vmlinux
+            #expect(try AnalyzerSession(av).execute(["banner"]).text == banner)
             let before = try crash(realVmcore), after = try crash(dump)
             #expect(before == after && after.contains("RELEASE:"), "crash differs:\n\(before)\n---\n\(after)")
         } else {

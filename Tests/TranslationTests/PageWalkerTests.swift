@@ -78,6 +78,9 @@ final class FakeMemory: MachineMemory {
         #expect(s.symbol(at: KVAddr(0xffffffff81800010))?.name == "linux_banner")
         try "ffffffff81000000 T _text\ngarbage line\n".write(toFile: d, atomically: true, encoding: .utf8)
         do { _ = try SymbolTable.systemMap(path: d); Issue.record("accepted") } catch { #expect("\(error)".contains("line 2")) }
+        // KASLR: image symbols move by KERNELOFFSET, others stay.
+        let r = s.relocated(by: 0x2000000)
+        #expect(r.address("linux_banner") == KVAddr(0xffffffff83800000))
         #expect(KernelRegion.of(KVAddr(0xffffc90000000000)) == .vmalloc)
         #expect(KernelRegion.of(KVAddr(0xffffffffa003a040)) == .modules)
     }
