@@ -145,16 +145,21 @@ public final class NoteInjector {
             let keep = base - ns.offset
             report.actions.append("\(existing == nil ? "add" : (newNote == nil ? "remove" : "replace")) in place: note region 0x\(String(ns.offset, radix: 16))+\(ns.size) → +\(keep + newLen) (slack \(firstData - noteEnd) bytes before the first PT_LOAD data at 0x\(String(firstData, radix: 16)))")
             if dryRun { return }
+            let sizes = try d.read(offset: phdr0 + 32, count: 16)         // p_filesz, p_memsz as planned
             try writeJournal(fd: fd, regions: [(phdr0, 56), (ns.offset, Int(firstData - ns.offset))], fileSize: d.fileSize)
+            var expectSizes = sizes
             if existing != nil {
                 try failpoint?("shrink")
+                try ensureUnchanged(fd, at: phdr0 + 32, expected: expectSizes, size: d.fileSize)
                 try setNoteSize(fd, phdr0, keep)
+                expectSizes = le(keep) + le(keep)
             }
             if newLen > 0 {
                 try failpoint?("write-note")
                 try pwriteAll(fd, path, newBytes, at: base)
                 try sync(fd)
                 try failpoint?("grow")
+                try ensureUnchanged(fd, at: phdr0 + 32, expected: expectSizes, size: d.fileSize)
                 try setNoteSize(fd, phdr0, keep + newLen)
             }
             // Stale bytes of a longer old note: zero them (beyond p_filesz, cosmetic).
@@ -219,6 +224,7 @@ public final class NoteInjector {
         // again on restore); then the head copy past the end; then the whole header region in
         // one write — a kill leaves either the old or the new region, a torn write is undone
         // from the journal by the next run.
+        let planned = try d.read(offset: 0, count: Int(newFirstData))
         try writeJournal(fd: fd, regions: [(0, Int(newFirstData))], fileSize: d.fileSize)
         if let m = moved {
             try failpoint?("copy-head")
@@ -226,10 +232,28 @@ public final class NoteInjector {
             try sync(fd)
         }
         try failpoint?("rewrite-header")
+        try ensureUnchanged(fd, at: 0, expected: planned, size: moved.map { $0.to + $0.len } ?? d.fileSize)
         try pwriteAll(fd, path, region, at: 0)
         try sync(fd)
         report.bytesWritten = newFirstData + (moved?.len ?? 0)
         dropJournal()
+    }
+
+    /// Before a header switch: the bytes about to be replaced and the file size must still be
+    /// what this run planned on; otherwise someone else changed the dump, and we stop with the
+    /// header untouched (what we wrote so far sits in slack or past the end, unreferenced).
+    private func ensureUnchanged(_ fd: Int32, at off: UInt64, expected: [UInt8], size: UInt64) throws {
+        var st = stat()
+        guard fstat(fd, &st) == 0, UInt64(st.st_size) == size else {
+            dropJournal()
+            throw DumpError(path, "the dump changed size while p2m-inject was working on it; nothing was switched")
+        }
+        var now = [UInt8](repeating: 0, count: expected.count)
+        try now.withUnsafeMutableBytes { try DumpFile.preadInto(fd, path, offset: off, $0) }
+        guard now == expected else {
+            dropJournal()
+            throw DumpError(path, offset: off, "the dump changed underneath (\(expected.count) header bytes differ from what was planned on); nothing was switched")
+        }
     }
 
     private func readPhdrs(_ d: DumpFile, fd: Int32) throws -> [[UInt8]] {
@@ -299,6 +323,7 @@ public final class NoteInjector {
         try pwriteAll(fd, path, blob, at: end)
         try sync(fd)
         try failpoint?("switch-header")
+        try ensureUnchanged(fd, at: 0, expected: eh, size: end + UInt64(blob.count))
         let tail = le(tableOff) + [0, 0, 0, 0] + [UInt8(64), 0, 0, 0, 64, 0] + [UInt8(shdrs.count & 0xff), UInt8(shdrs.count >> 8), UInt8(newStrndx & 0xff), UInt8(newStrndx >> 8)]
         // e_shoff (0x28, 8 bytes) … e_shstrndx (0x3e): one write inside the ELF header.
         var hdr = eh

@@ -74,6 +74,23 @@ func checkReaders(_ g: GeneratedDump, path: String, expectNote: Bool) throws {
         #expect(try ContentHash.of(DumpFile.open(path: g.path)) == before)
     }
 
+    @Test func aDumpChangedUnderneathIsNotSwitched() throws {
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let g = try dom0(d)
+        let note = try emitNote(g).note.elfNoteBytes
+        let inj = NoteInjector(path: g.path)
+        // Another writer touches PT_NOTE's size between our note write and our switch.
+        inj.failpoint = { step in
+            if step == "grow", let fh = FileHandle(forUpdatingAtPath: g.path) {
+                try fh.seek(toOffset: 64 + 40); fh.write(Data([0x90, 0x13, 0, 0]))   // p_memsz 0x1390: not what was planned on; try fh.close()
+            }
+        }
+        do { _ = try inj.run(action: .add, note: note); Issue.record("switched a changed dump") }
+        catch let e as DumpError { #expect(e.description.contains("changed underneath"), "\(e)") }
+        #expect(try DumpFile.open(path: g.path).p2mNote() == nil)
+        #expect(!FileManager.default.fileExists(atPath: g.path + ".p2minject.journal"))
+    }
+
     @Test func xlDumpCoreGetsANoteSection() throws {
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
         var o = XLDumpOptions(); o.guestMiB = 128
