@@ -111,4 +111,33 @@ struct RealDumpTests {
             Issue.record("LOUD: no debug vmlinux in \(realDir); the crash comparison did not run")
         }
     }
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: realDir + "/domU.xcore"), "no real xl dump-core in Tools/real-dump/work"))
+    func xlDumpCore() throws {
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let dump = d + "/domU.xcore"
+        try sparseCopy(from: realDir + "/domU.xcore", to: dump)
+        var o = EmitOptions(input: dump); o.systemMap = realMap
+        let r = try Emitter.emit(o)
+        #expect(r.note.header.source == .xlPagesLinear && r.summary.comparedWith == ".xen_p2m" && r.summary.differences == 0)
+        var p = o; p.from = .xlP2M
+        #expect(try Emitter.emit(p).note.header.counts.mfn == r.note.header.counts.mfn)
+        let before = try ContentHash.of(DumpFile.open(path: dump))
+        _ = try NoteInjector(path: dump).run(action: .add, note: r.note.elfNoteBytes)
+        #expect(try ContentHash.of(DumpFile.open(path: dump)) == before)
+        var a = AnalyzerOptions(dump: dump); a.systemMap = realMap
+        let s = try AnalyzerSession(a)
+        #expect(try s.execute(["check"]).exitCode == 0)
+        #expect(try s.execute(["banner"]).text.hasPrefix("Linux version"))
+        let py = try runTool(["/usr/bin/python3", "-c", "import kdumpfile,sys; print(kdumpfile.kdumpfile(sys.argv[1]).attr['file.format'])", dump])
+        #expect(py.stdout.contains("xc_core_elf"), "\(py.stdout)\(py.stderr)")
+        let vmlinux = realDir + "/vmlinux"
+        if FileManager.default.fileExists(atPath: vmlinux) {
+            func crash(_ f: String) throws -> String {
+                try runTool(["crash", "-s", vmlinux, f], stdin: "sys\nq\n").stdout.split(separator: "\n").filter { !$0.contains("DUMPFILE:") }.joined(separator: "\n")
+            }
+            let b = try crash(realDir + "/domU.xcore"), aft = try crash(dump)
+            #expect(b == aft && aft.contains("RELEASE:"), "crash xendump output differs")
+        }
+    }
 }
