@@ -74,6 +74,20 @@ func checkReaders(_ g: GeneratedDump, path: String, expectNote: Bool) throws {
         #expect(try ContentHash.of(DumpFile.open(path: g.path)) == before)
     }
 
+    @Test func emitOnTheFlyIntoASparseCopy() throws {
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let g = try dom0(d)
+        let original = try Data(contentsOf: URL(fileURLWithPath: g.path))
+        let cmd = try InjectCommand.parse([g.path, "--emit", "--system-map", g.systemMapPath, "-o", d + "/out.vmcore", "--verify"])
+        try cmd.run()
+        #expect(try Data(contentsOf: URL(fileURLWithPath: g.path)) == original, "-o must leave the source untouched")
+        let n = try #require(try DumpFile.open(path: d + "/out.vmcore").p2mNote())
+        #expect(try P2MNote.decode(descriptor: n.desc).header.mapDigest == g.manifest.p2mDigest)
+        // The copy stays sparse: far fewer blocks than bytes.
+        var st = stat(); stat(d + "/out.vmcore", &st)
+        #expect(UInt64(st.st_blocks) * 512 < UInt64(st.st_size) / 4)
+    }
+
     @Test func aDumpChangedUnderneathIsNotSwitched() throws {
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
         let g = try dom0(d)
