@@ -97,7 +97,7 @@ public final class AnalyzerSession {
             let v = try view()
             let (va, size) = try v.linearList()
             let enc = P2MEncoder(width: .eight)
-            try LinearListReader.read(walker: v.walker, root: v.root, vaddr: va, size: size, shared: v.sharedFrames, sink: EncoderSink(enc))
+            try LinearListReader.read(walker: v.walker, root: v.root, vaddr: va, size: size, shared: try v.sharedFrames(), sink: EncoderSink(enc))
             let m = try P2MNote.decode(descriptor: enc.finish(metadata: .init(source: .linearList)).descriptor).map
             p2mCache = (m, "linear list at \(va) read through cr3 (\(v.rootSource))", nil)
             return p2mCache!
@@ -377,7 +377,7 @@ public final class AnalyzerSession {
             let v = try view()
             let (va, size) = try v.linearList()
             let c = CompareSink(map: dec.map, identityBlind: blind)
-            try LinearListReader.read(walker: v.walker, root: v.root, vaddr: va, size: size, shared: v.sharedFrames, sink: c)
+            try LinearListReader.read(walker: v.walker, root: v.root, vaddr: va, size: size, shared: try v.sharedFrames(), sink: c)
             let sizeOK = size == dec.header.nrPfns
             if c.differenceCount == 0 && sizeOK { t += "linear list: agrees (\(size) entries at \(va))\n" }
             else {

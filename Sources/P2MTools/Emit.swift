@@ -177,7 +177,7 @@ public enum Emitter {
         case .linear, .xlPages:
             let view = try GuestKernelView(dump: dump, memory: memory, symbols: symbols, cr3: o.cr3)
             let (va, size) = try view.linearList()
-            let shared = view.sharedFrames
+            let shared = try view.sharedFrames()
             let enc = P2MEncoder(width: .eight)
             let sink = EncoderSink(enc, keepFrames: true)
             try LinearListReader.read(walker: view.walker, root: view.root, vaddr: va, size: size, shared: shared, sink: sink, progress: progress)

@@ -90,15 +90,41 @@ public final class GuestKernelView {
 
     public func readU64(symbol name: String) throws -> UInt64 { try walker.readU64(try symbol(name), root: root) }
 
-    /// Frame of a kernel page known by symbol (e.g. p2m_missing): nil without the symbol.
-    public func frame(ofSymbol name: String) -> MFN? {
-        guard let a = symbols.address(name), let m = try? walker.translate(a, root: root) else { return nil }
-        return m.mfn()
+    /// The machine frame of the page that a kernel *pointer variable* points at.
+    ///
+    /// arch/x86/xen/p2m.c declares `static unsigned long *p2m_missing, *p2m_identity;` and
+    /// `static pte_t *p2m_missing_pte, *p2m_identity_pte;`: System.map names the variables
+    /// (in .bss), whose values are direct-map addresses of pages that alloc_p2m_page()
+    /// took from memblock. So: read the variable through the walk, then translate its value.
+    /// nil when the symbol is unknown; a known symbol that cannot be followed is an error,
+    /// because silently losing it turns every identity page into INVALID.
+    public func frame(pointedToBy name: String) throws -> MFN? {
+        guard let a = symbols.address(name) else { return nil }
+        let value: UInt64
+        do { value = try walker.readU64(a, root: root) } catch {
+            throw TranslationError("cannot read the pointer variable \(name) at \(a): \(error)")
+        }
+        guard value != 0 else { throw TranslationError("\(name) at \(a) is NULL: the kernel had not set up its p2m list") }
+        guard value & 0xfff == 0 else {
+            throw TranslationError("\(name) at \(a) holds 0x\(String(value, radix: 16)), not a page address (a System.map of another kernel?)")
+        }
+        do { return try walker.translate(KVAddr(value), root: root).mfn() } catch {
+            throw TranslationError("\(name) = 0x\(String(value, radix: 16)) does not translate: \(error)")
+        }
     }
 
-    public var sharedFrames: SharedP2MFrames {
-        SharedP2MFrames(missing: frame(ofSymbol: "p2m_missing"), identity: frame(ofSymbol: "p2m_identity"),
-                        missingPte: frame(ofSymbol: "p2m_missing_pte"), identityPte: frame(ofSymbol: "p2m_identity_pte"))
+    /// The shared p2m pages and page tables. The missing and identity pages are distinct
+    /// allocations on every kernel, so equal frames mean the dump or the symbols are wrong.
+    public func sharedFrames() throws -> SharedP2MFrames {
+        let s = SharedP2MFrames(missing: try frame(pointedToBy: "p2m_missing"), identity: try frame(pointedToBy: "p2m_identity"),
+                                missingPte: try frame(pointedToBy: "p2m_missing_pte"), identityPte: try frame(pointedToBy: "p2m_identity_pte"))
+        if let m = s.missing, let i = s.identity, m == i {
+            throw TranslationError("p2m_missing and p2m_identity both point at machine frame \(m): they are distinct pages on a real kernel")
+        }
+        if let m = s.missingPte, let i = s.identityPte, m == i {
+            throw TranslationError("p2m_missing_pte and p2m_identity_pte both point at machine frame \(m)")
+        }
+        return s
     }
 
     /// xen_p2m_addr and xen_p2m_size, read through the walk.

@@ -31,6 +31,11 @@ func emitNote(_ g: GeneratedDump, _ edit: (inout EmitOptions) -> Void = { _ in }
         #expect(dec.header.nrPfns == g.manifest.nrPfns && dec.header.identityKnown && dec.header.hasFrames)
         #expect(r.summary.comparedWith == "frame-list tree" && r.summary.differences == 0 && dec.header.crossChecked)
         for s in g.manifest.samples { #expect(dec.map.m2p(MFN(s.mfn)) == .unique(PFN(s.pfn)), "\(s.what)") }
+        // p2m_missing / p2m_identity are pointer variables: the header names the pages they
+        // point at (the generator's own record), two distinct frames, not their .bss page.
+        #expect(dec.header.missingPageMFN == g.manifest.p2mMissingMfn, "missing page frame")
+        #expect(dec.header.identityPageMFN == g.manifest.p2mIdentityMfn, "identity page frame")
+        #expect(dec.header.missingPageMFN != dec.header.identityPageMFN)
     }
 
     @Test func xlDumpCoreFromPagesAndFromXenP2M() throws {

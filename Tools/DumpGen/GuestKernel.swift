@@ -35,21 +35,42 @@ public struct Sample: Codable, Sendable {
     public var what: String
 }
 
-/// Kernel pfns (the image at 16 MiB; shared p2m pages in its bss).
+/// Kernel pfns (the image at 16 MiB).
 enum KPfn {
     static let text: UInt64 = 0x1000
     static let banner: UInt64 = 0x1800
     static let uts: UInt64 = 0x1801
     static let vars: UInt64 = 0x1802
     static let initTopPgt: UInt64 = 0x1c00
-    static let p2mMissing: UInt64 = 0x1d00
-    static let p2mIdentity: UInt64 = 0x1d01
-    static let p2mMissingPte: UInt64 = 0x1d02
-    static let p2mIdentityPte: UInt64 = 0x1d03
-    static let p2mMidMissingMfn: UInt64 = 0x1d04
-    static let p2mTopMfn: UInt64 = 0x1d05
+    /// The .bss page holding arch/x86/xen/p2m.c's pointer variables (`static unsigned long
+    /// *p2m_missing;` and its siblings). The pages they point at are allocated elsewhere
+    /// (alloc_p2m_page → memblock_alloc), as on a real kernel: System.map names the variables,
+    /// never the pages.
+    static let p2mPointers: UInt64 = 0x1d00
     static let imageEnd: UInt64 = 0x2000
     static let allocStart: UInt64 = 0x4000
+}
+
+/// Offsets of the pointer variables inside the `p2mPointers` page (the order of their
+/// declarations in Linux 6.1's arch/x86/xen/p2m.c).
+enum KP2MVar {
+    static let midMissingMfn: UInt64 = 0x00
+    static let topMfn: UInt64 = 0x08
+    static let topMfnP: UInt64 = 0x10
+    static let missing: UInt64 = 0x18
+    static let identity: UInt64 = 0x20
+    static let missingPte: UInt64 = 0x28
+    static let identityPte: UInt64 = 0x30
+}
+
+/// The pages the p2m pointer variables point at, by pfn.
+public struct SharedP2MPages: Sendable {
+    public var missing: UInt64
+    public var identity: UInt64
+    public var missingPte: UInt64
+    public var identityPte: UInt64
+    public var midMissingMfn: UInt64
+    public var topMfn: UInt64
 }
 
 /// Offsets of the kernel variables inside the `vars` page.
@@ -84,16 +105,18 @@ public final class GuestKernel {
     var rng: SplitMix64
 
     public var pml4Pfn: UInt64 { KPfn.initTopPgt }
-    public var p2mMissingPfn: UInt64 { KPfn.p2mMissing }
-    public var p2mIdentityPfn: UInt64 { KPfn.p2mIdentity }
-    public var frameTreeTopPfn: UInt64 { KPfn.p2mTopMfn }
+    /// Allocated in `build()` before anything reads them.
+    public private(set) var shared = SharedP2MPages(missing: 0, identity: 0, missingPte: 0, identityPte: 0, midMissingMfn: 0, topMfn: 0)
+    public var p2mMissingPfn: UInt64 { shared.missing }
+    public var p2mIdentityPfn: UInt64 { shared.identity }
+    public var frameTreeTopPfn: UInt64 { shared.topMfn }
 
     public init(layout: P2MLayout, ramPages: UInt64, options: KernelOptions, seed: UInt64) throws {
         self.layout = layout
         self.options = options
         self.ramPages = ramPages
         self.rng = SplitMix64(seed: seed ^ 0x6b65726e656c)
-        for p in [KPfn.text, KPfn.vars, KPfn.initTopPgt, KPfn.p2mTopMfn] where mfn(p) == nil {
+        for p in [KPfn.text, KPfn.vars, KPfn.initTopPgt, KPfn.p2mPointers] where mfn(p) == nil {
             throw GenError.parameter("pfn 0x\(String(p, radix: 16)) of the kernel image has no machine frame in this layout (guest too small?)")
         }
         try build()
@@ -192,12 +215,33 @@ public final class GuestKernel {
             p += 1
         }
         try buildStrings()
+        try allocateSharedP2MPages()
         try buildP2MList()
         try buildFrameTree()
         try buildModules()
         try buildVariables()
         buildSymbols()
         try buildSamples()
+    }
+
+    /// Allocate the shared p2m pages and point the .bss variables at them through the direct
+    /// map (alloc_p2m_page returns a direct-map address), as xen_rebuild_p2m_list and
+    /// xen_build_mfn_list_list do.
+    private func allocateSharedP2MPages() throws {
+        shared = SharedP2MPages(missing: try allocPfn(), identity: try allocPfn(), missingPte: try allocPfn(),
+                                identityPte: try allocPfn(), midMissingMfn: try allocPfn(), topMfn: try allocPfn())
+        guard [shared.missing, shared.identity, shared.missingPte, shared.identityPte, shared.midMissingMfn, shared.topMfn]
+            .allSatisfy({ $0 < min(layout.nrPfns, options.directMapLimitPages) }) else {
+            throw GenError.parameter("shared p2m pages fall outside the direct map")
+        }
+        func dm(_ pfn: UInt64) -> UInt64 { LinuxX86_64.pageOffsetBase + (pfn << 12) }
+        let v = KPfn.p2mPointers
+        write64(pfn: v, offset: Int(KP2MVar.midMissingMfn), dm(shared.midMissingMfn))
+        write64(pfn: v, offset: Int(KP2MVar.topMfn), dm(shared.topMfn))
+        write64(pfn: v, offset: Int(KP2MVar.missing), dm(shared.missing))
+        write64(pfn: v, offset: Int(KP2MVar.identity), dm(shared.identity))
+        write64(pfn: v, offset: Int(KP2MVar.missingPte), dm(shared.missingPte))
+        write64(pfn: v, offset: Int(KP2MVar.identityPte), dm(shared.identityPte))
     }
 
     private func buildStrings() throws {
@@ -236,14 +280,14 @@ public final class GuestKernel {
         var lastUsed: UInt64 = 0
         var pos: UInt64 = 0
         for s in layout.segments { if case .invalid = s {} else { lastUsed = pos + s.count }; pos += s.count }
-        let mMissing = try mustMfn(KPfn.p2mMissing), mIdentity = try mustMfn(KPfn.p2mIdentity)
-        let mMissingPte = try mustMfn(KPfn.p2mMissingPte), mIdentityPte = try mustMfn(KPfn.p2mIdentityPte)
-        // The shared pages read as all ~0; the shared ptes map them read-only 512 times.
-        pages[KPfn.p2mMissing] = [UInt8](repeating: 0xff, count: 4096)
-        pages[KPfn.p2mIdentity] = [UInt8](repeating: 0xff, count: 4096)
+        let mMissing = try mustMfn(shared.missing), mIdentity = try mustMfn(shared.identity)
+        let mMissingPte = try mustMfn(shared.missingPte), mIdentityPte = try mustMfn(shared.identityPte)
+        // Both shared pages read as all ~0 (p2m_init); the shared ptes map them read-only 512 times.
+        pages[shared.missing] = [UInt8](repeating: 0xff, count: 4096)
+        pages[shared.identity] = [UInt8](repeating: 0xff, count: 4096)
         for i in 0..<512 {
-            write64(pfn: KPfn.p2mMissingPte, offset: i * 8, (mMissing << 12) | LinuxX86_64.roFlags)
-            write64(pfn: KPfn.p2mIdentityPte, offset: i * 8, (mIdentity << 12) | LinuxX86_64.roFlags)
+            write64(pfn: shared.missingPte, offset: i * 8, (mMissing << 12) | LinuxX86_64.roFlags)
+            write64(pfn: shared.identityPte, offset: i * 8, (mIdentity << 12) | LinuxX86_64.roFlags)
         }
         listKinds = [UInt8](repeating: 0, count: Int(nrListPages))
         var buf = [UInt64](repeating: 0, count: 512)
@@ -290,14 +334,14 @@ public final class GuestKernel {
     private func buildFrameTree() throws {
         guard layout.nrPfns <= 1 << 27 else { return }   // beyond MAX_P2M_PFN: linear list only
         hasFrameTree = true
-        let mMissing = try mustMfn(KPfn.p2mMissing), mIdentity = try mustMfn(KPfn.p2mIdentity)
-        let mMidMissing = try mustMfn(KPfn.p2mMidMissingMfn)
-        for i in 0..<512 { write64(pfn: KPfn.p2mMidMissingMfn, offset: i * 8, mMissing) }
+        let mMissing = try mustMfn(shared.missing), mIdentity = try mustMfn(shared.identity)
+        let mMidMissing = try mustMfn(shared.midMissingMfn)
+        for i in 0..<512 { write64(pfn: shared.midMissingMfn, offset: i * 8, mMissing) }
         for top in 0..<512 {
             let first = UInt64(top) * 512
             let pagesHere = (first..<first + 512).filter { Int($0) < listKinds.count }
             if pagesHere.allSatisfy({ listKinds[Int($0)] != 2 }) {
-                write64(pfn: KPfn.p2mTopMfn, offset: top * 8, mMidMissing)
+                write64(pfn: shared.topMfn, offset: top * 8, mMidMissing)
                 continue
             }
             let mid = try allocPfn()
@@ -309,7 +353,7 @@ public final class GuestKernel {
                 else { leaf = try mustMfn(listPfnOfPage[j] ?? 0) }
                 write64(pfn: mid, offset: i * 8, leaf)
             }
-            write64(pfn: KPfn.p2mTopMfn, offset: top * 8, try mustMfn(mid))
+            write64(pfn: shared.topMfn, offset: top * 8, try mustMfn(mid))
         }
     }
 
@@ -374,9 +418,10 @@ public final class GuestKernel {
             ("vmemmap_base", "D", kva(KPfn.vars, KVar.vmemmapBase)), ("modules", "D", kva(KPfn.vars, KVar.modules)),
             ("xen_start_info", "D", kva(KPfn.vars, KVar.xenStartInfo)),
             ("init_top_pgt", "D", kva(KPfn.initTopPgt)), ("swapper_pg_dir", "D", kva(KPfn.initTopPgt)),
-            ("p2m_missing", "b", kva(KPfn.p2mMissing)), ("p2m_identity", "b", kva(KPfn.p2mIdentity)),
-            ("p2m_missing_pte", "b", kva(KPfn.p2mMissingPte)), ("p2m_identity_pte", "b", kva(KPfn.p2mIdentityPte)),
-            ("p2m_mid_missing_mfn", "b", kva(KPfn.p2mMidMissingMfn)), ("p2m_top_mfn", "b", kva(KPfn.p2mTopMfn)),
+            ("p2m_mid_missing_mfn", "b", kva(KPfn.p2mPointers, KP2MVar.midMissingMfn)),
+            ("p2m_top_mfn", "b", kva(KPfn.p2mPointers, KP2MVar.topMfn)), ("p2m_top_mfn_p", "b", kva(KPfn.p2mPointers, KP2MVar.topMfnP)),
+            ("p2m_missing", "b", kva(KPfn.p2mPointers, KP2MVar.missing)), ("p2m_identity", "b", kva(KPfn.p2mPointers, KP2MVar.identity)),
+            ("p2m_missing_pte", "b", kva(KPfn.p2mPointers, KP2MVar.missingPte)), ("p2m_identity_pte", "b", kva(KPfn.p2mPointers, KP2MVar.identityPte)),
             ("_end", "B", kva(KPfn.imageEnd)),
         ]
         s.sort { $0.2 < $1.2 }

@@ -137,7 +137,7 @@ struct EmitBench: ParsableCommand {
         let pages = (size * 8 + 4095) / 4096
         let fh = FileManager.default.createFile(atPath: d + "/list.bin", contents: nil) ? FileHandle(forWritingAtPath: d + "/list.bin") : nil
         var page = [UInt8](repeating: 0, count: 4096)
-        let shared = view.sharedFrames
+        let shared = try view.sharedFrames()
         var real: UInt64 = 0
         for k in 0..<pages {
             // Only the list's own pages: the shared missing/identity pages are one frame each.
