@@ -21,6 +21,7 @@ public enum P2MFormatError: Error, Equatable, CustomStringConvertible, Sendable 
     case lz4(String)                                       // rule 13
     case stream(StreamError)                               // rule 14
     case digestMismatch(expected: UInt64, computed: UInt64) // rule 15
+    case sharedPages(String)                               // rule 16
     case encoding(String)                                  // encoder input not representable
 
     public var rule: Int {
@@ -41,6 +42,7 @@ public enum P2MFormatError: Error, Equatable, CustomStringConvertible, Sendable 
         case .lz4: return 13
         case .stream: return 14
         case .digestMismatch: return 15
+        case .sharedPages: return 16
         case .encoding: return 0
         }
     }
@@ -65,6 +67,7 @@ public enum P2MFormatError: Error, Equatable, CustomStringConvertible, Sendable 
         case .lz4(let s): what = "LZ4 payload: \(s)"
         case .stream(let e): what = e.description
         case .digestMismatch(let e, let c): what = "map digest 0x\(String(e, radix: 16)) does not match the decoded map's 0x\(String(c, radix: 16))"
+        case .sharedPages(let s): what = "shared p2m pages: \(s)"
         case .encoding(let s): return "cannot encode: \(s)"
         }
         return "rule \(rule): \(what)"

@@ -1,6 +1,15 @@
-// The payload's LZ4 frame (Spec §5, Appendix B) through liblz4's frame API.
-// The frame descriptor is checked by hand first, so that no buffer is sized from an
-// unchecked field and a frame without content size or checksum is refused (rule 13).
+// The payload's LZ4 frame (Spec §5, rule 13, Appendix B) through liblz4's frame API.
+// The frame descriptor is checked by hand first, so that no buffer is sized from an unchecked
+// field and what rule 13 refuses is refused whatever liblz4 would do: a magic other than
+// 04 22 4d 18 (skippable and legacy frames included), version ≠ 01, reserved bits, block size
+// IDs 0–3, a dictionary ID, no content size, no content checksum. liblz4 then checks the header
+// checksum byte, block sizes against the block maximum, block checksums when present, the
+// content checksum and the decoded size; this code checks that the frame ends exactly at the end
+// of the payload.
+//
+// Encoder (Appendix B): LZ4F_compressFrame with the preferences below; liblz4 itself lowers the
+// block size ID to the smallest of 64 KiB/256 KiB/1 MiB/4 MiB that holds the input and switches to
+// independent blocks when the input fits one block (every note under 64 KiB: FLG 0x6C, BD 0x40).
 import CLZ4
 
 enum LZ4Frame {
@@ -38,9 +47,11 @@ enum LZ4Frame {
         guard flg >> 6 == 1 else { throw P2MFormatError.lz4("frame version \(flg >> 6), expected 1") }
         guard flg & 0x02 == 0, bd & 0x8F == 0 else { throw P2MFormatError.lz4("reserved frame descriptor bits set") }
         guard (4...7).contains(bd >> 4) else { throw P2MFormatError.lz4("block size id \(bd >> 4) not in 4...7") }
+        guard flg & 0x01 == 0 else { throw P2MFormatError.lz4("frame has a dictionary ID (p2mnote defines no dictionary)") }
         guard flg & 0x08 != 0 else { throw P2MFormatError.lz4("frame does not declare its content size") }
         guard flg & 0x04 != 0 else { throw P2MFormatError.lz4("frame has no content checksum") }
-        guard frame.count >= 14 else { throw P2MFormatError.lz4("frame descriptor truncated") }
+        // magic 4 + FLG + BD + content size 8 + HC (liblz4 checks HC, block sizes and checksums).
+        guard frame.count >= 15 else { throw P2MFormatError.lz4("frame descriptor truncated") }
         return loadLE(frame, 6, 8)
     }
 

@@ -162,7 +162,8 @@ public struct P2MNote: Sendable {
         }
     }
 
-    /// Decode and check a descriptor completely (every rule of Spec §8).
+    /// Decode and check a descriptor completely: every rule of Spec §8, in numeric order, the
+    /// first that fails thrown.
     public static func decode(descriptor: [UInt8], limits: DecodeLimits = .default,
                               keepRecords: Bool = false) throws -> DecodedP2MNote {
         try descriptor.withUnsafeBytes { try decode(descriptor: $0, limits: limits, keepRecords: keepRecords) }
@@ -180,10 +181,12 @@ public struct P2MNote: Sendable {
         guard h.mapStreamSize <= h.decodedSize else {
             throw P2MFormatError.sizeDisagrees("map_stream_size \(h.mapStreamSize) > decoded_size \(h.decodedSize)")
         }
+        // 11 bytes per entry is the most a valid stream takes (a one-entry record with a 10-byte
+        // svar). Exact arithmetic: a bound past 2^64 is no bound on a 64-bit decoded_size.
         let (entries, o1) = h.nrPfns.addingReportingOverflow(h.nrListFrames)
-        let (bound, o2) = entries.multipliedReportingOverflow(by: 21)
-        guard !o1, !o2, h.decodedSize <= bound else {
-            throw P2MFormatError.decompressionBomb(declared: h.decodedSize, limit: o1 || o2 ? .max : bound)
+        let (bound, o2) = entries.multipliedReportingOverflow(by: 11)
+        guard o1 || o2 || h.decodedSize <= bound else {
+            throw P2MFormatError.decompressionBomb(declared: h.decodedSize, limit: bound)
         }
         guard h.decodedSize <= limits.maxDecodedSize, h.decodedSize <= UInt64(Int.max) else {
             throw P2MFormatError.decompressionBomb(declared: h.decodedSize, limit: limits.maxDecodedSize)
@@ -202,8 +205,9 @@ public struct P2MNote: Sendable {
         // Rule 13
         let payload = try LZ4Frame.decompress(UnsafeRawBufferPointer(rebasing: d[Int(h.headerSize)...]),
                                               expected: Int(h.decodedSize))
-        // Rules 14, 15
+        // Rules are checked in numeric order (§8): rule 14 for both streams, then 15, then 16.
         return try payload.withUnsafeBytes { p in
+            // Rule 14, map stream
             let mapPart = UnsafeRawBufferPointer(rebasing: p[0..<Int(h.mapStreamSize)])
             var digester = MapDigester()
             var builder = P2MMap.Builder(nrPfns: h.nrPfns, width: width)
@@ -215,14 +219,7 @@ public struct P2MNote: Sendable {
                 if keepRecords { records.append(rec) }
             }
             builder.literals = lits
-            guard n == h.nrRecords else {
-                throw P2MFormatError.countsDisagree("the map stream has \(n) records, the header says \(h.nrRecords)")
-            }
-            let digest = digester.finish()
-            guard digester.counts == h.counts else {
-                throw P2MFormatError.countsDisagree("the map stream's counts (\(digester.counts)) ≠ the header's (\(h.counts))")
-            }
-            guard digest == h.mapDigest else { throw P2MFormatError.digestMismatch(expected: h.mapDigest, computed: digest) }
+            // Rule 14, frames stream
             var frames: P2MMap? = nil
             var frameRecords: [DecodedRecord] = []
             if h.hasFrames {
@@ -238,8 +235,66 @@ public struct P2MNote: Sendable {
                 fb.literals = flits
                 frames = fb.build()
             }
-            return DecodedP2MNote(header: h, map: builder.build(), listFrames: frames,
+            // Rule 15
+            guard n == h.nrRecords else {
+                throw P2MFormatError.countsDisagree("the map stream has \(n) records, the header says \(h.nrRecords)")
+            }
+            let digest = digester.finish()
+            guard digester.counts == h.counts else {
+                throw P2MFormatError.countsDisagree("the map stream's counts per entry kind (\(digester.counts)) ≠ the header's (\(h.counts))")
+            }
+            guard digest == h.mapDigest else { throw P2MFormatError.digestMismatch(expected: h.mapDigest, computed: digest) }
+            // Rule 16
+            let map = builder.build()
+            try checkSharedPages(h, width: width, map: map, frames: frames)
+            return DecodedP2MNote(header: h, map: map, listFrames: frames,
                                   records: records, frameRecords: frameRecords)
+        }
+    }
+
+    /// Rule 16 (Spec §5.1): the shared p2m_missing and p2m_identity pages are two distinct pages;
+    /// a list page backed by one of them says what that page says — INVALID, or IDENTITY of its
+    /// own pfn — for each of its pfns below nr_pfns. Costs O(frame segments + constrained map
+    /// segments), never O(pfns).
+    static func checkSharedPages(_ h: P2MNoteHeader, width: EntryWidth, map: P2MMap, frames: P2MMap?) throws {
+        let missing = h.missingPageMFN, identity = h.identityPageMFN
+        if missing != .max && identity != .max && missing == identity {
+            throw P2MFormatError.sharedPages("missing_page_mfn = identity_page_mfn = 0x\(String(missing, radix: 16))")
+        }
+        guard let frames else { return }
+        let perPage = UInt64(4096 / width.bytes)
+        func checkPages(_ page: UInt64, _ count: UInt64, mustBeInvalid: Bool) throws {
+            let lo = page * perPage, hi = min((page + count) * perPage, h.nrPfns)   // last page partial
+            guard lo < hi else { return }
+            try map.forEachSegment(from: lo, count: hi - lo) { p, len, first, step, lits in
+                func fault(_ pfn: UInt64) -> P2MFormatError {
+                    .sharedPages("pfn \(pfn) is in list page \(pfn / perPage), backed by the shared "
+                                 + (mustBeInvalid ? "missing page, but is not INVALID" : "identity page, but is not IDENTITY of its own pfn"))
+                }
+                if let lits {
+                    for (i, v) in lits.enumerated() {
+                        let pfn = p + UInt64(i)
+                        if v != (mustBeInvalid ? .max : pfn | P2MEntry.identityBit) { throw fault(pfn) }
+                    }
+                } else if mustBeInvalid {
+                    guard first == .max, len == 1 || step == 0 else { throw fault(p) }
+                } else {
+                    guard first == p | P2MEntry.identityBit, len == 1 || step == 1 else { throw fault(p) }
+                }
+            }
+        }
+        try frames.forEachSegment(from: 0, count: frames.nrPfns) { start, length, first, step, lits in
+            for (target, mustBeInvalid) in [(missing, true), (identity, false)] where target != .max {
+                if let lits {
+                    for (i, v) in lits.enumerated() where v == target { try checkPages(start + UInt64(i), 1, mustBeInvalid: mustBeInvalid) }
+                } else if step == 0 {
+                    if first == target { try checkPages(start, length, mustBeInvalid: mustBeInvalid) }
+                } else if step == 1 {
+                    if target >= first && target - first < length { try checkPages(start + (target - first), 1, mustBeInvalid: mustBeInvalid) }
+                } else if target <= first && first - target < length {
+                    try checkPages(start + (first - target), 1, mustBeInvalid: mustBeInvalid)
+                }
+            }
         }
     }
 }

@@ -34,9 +34,11 @@ public enum StreamRole: Sendable {
     var name: String { isFrames ? "frames" : "map" }
 }
 
-/// Is a normalised entry representable at `width` (Spec §3)?
+/// Is a normalised entry representable at `width` (Spec §3)? Width 4 holds all ones, or a payload
+/// below 2^30 whose 32-bit slot is not 0xffffffff: 0xC00000003FFFFFFF (class 3, payload 2^30 − 1)
+/// would be stored as 0xffffffff and read back as INVALID, so it is not representable.
 @inline(__always) func representable(_ e: UInt64, _ width: EntryWidth) -> Bool {
-    width == .eight || e == .max || (e & ~P2MEntry.flagMask) <= 0x3FFF_FFFF
+    width == .eight || e == .max || ((e & ~P2MEntry.flagMask) <= 0x3FFF_FFFF && e != 0xC000_0000_3FFF_FFFF)
 }
 
 // MARK: - Encoder

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import P2MFormat
 
 /// Spec/vectors: each NAME.note (a complete ELF note) with NAME.json (its decoded form).
@@ -107,9 +108,59 @@ func decodedJSON(_ d: DecodedP2MNote, entries: [UInt64]?) -> [String: Any] {
         }
     }
 
+    /// Vectors hand-assembled by Spec/vectors/assemble.py (not made by the Swift encoder): the
+    /// script reproduces the files on disk, and the Swift decoder agrees with the JSON it wrote.
+    @Test func assembledVectorsDecodeToTheirJSON() throws {
+        let check = try runTool(["python3", vectorsDir.appendingPathComponent("assemble.py").path, "--check"])
+        #expect(check.status == 0, "assemble.py --check: \(check.stderr)\(check.stdout)")
+        let names = assembledVectorNames()
+        #expect(names.count >= 5, "assembled vectors: \(names)")
+        for name in names {
+            let note = [UInt8](try #require(FileManager.default.contents(atPath: vectorsDir.appendingPathComponent(name + ".note").path)))
+            let dec = try P2MNote.decode(descriptor: try P2MNote.descriptor(fromElfNote: note), keepRecords: true)
+            let storedJSON = try #require(FileManager.default.contents(atPath: vectorsDir.appendingPathComponent(name + ".json").path))
+            let a = try #require(try JSONSerialization.jsonObject(with: storedJSON) as? [String: Any])
+            var j = decodedJSON(dec, entries: dec.header.nrPfns <= 4096 ? entriesOf(dec.map) : nil)
+            j["description"] = a["description"]
+            let b = try JSONSerialization.jsonObject(with: JSONSerialization.data(withJSONObject: j)) as? NSDictionary
+            #expect(a as NSDictionary == b, "\(name): the Swift decoder's form differs from \(name).json")
+        }
+    }
+
+    /// Where an assembled vector follows Spec §9, the Swift reference encoder writes the same
+    /// streams the script assembled by hand.
+    @Test func assembledVectorsFollowTheReferenceEncoder() throws {
+        for name in ["literal-raw-w8", "guest32-edges", "shared-pages", "lz4-frame-options"] {
+            let note = [UInt8](try #require(FileManager.default.contents(atPath: vectorsDir.appendingPathComponent(name + ".note").path)))
+            let desc = try P2MNote.descriptor(fromElfNote: note)
+            let dec = try P2MNote.decode(descriptor: desc)
+            let h = dec.header
+            let payload = try desc.withUnsafeBytes {
+                try LZ4Frame.decompress(UnsafeRawBufferPointer(rebasing: $0[Int(h.headerSize)...]), expected: Int(h.decodedSize))
+            }
+            let m = StreamEncoder(role: .map(try #require(h.width)))
+            try m.append(entriesOf(dec.map))
+            #expect(m.finish() == Array(payload[0..<Int(h.mapStreamSize)]), "\(name): map stream")
+            if let f = dec.listFrames {
+                let fe = StreamEncoder(role: .frames)
+                try fe.append(entriesOf(f))
+                #expect(fe.finish() == Array(payload[Int(h.mapStreamSize)...]), "\(name): frames stream")
+            }
+        }
+    }
+
+    @Test func width4EncoderRefusesTheValueThatReadsBackInvalid() throws {
+        let enc = P2MEncoder(width: .four)
+        #expect(throws: P2MFormatError.self) { try enc.append(entries: [0xC000_0000_3FFF_FFFF]) }
+        let ok = P2MEncoder(width: .four)
+        try ok.append(entries: [0xC000_0000_3FFF_FFFE, .max])
+        let d = try P2MNote.decode(descriptor: ok.finish(metadata: .init(source: .rawTable)).descriptor)
+        #expect(d.map.entry(PFN(0))?.raw == 0xC000_0000_3FFF_FFFE)
+    }
+
     @Test func truncationAtEveryOffsetIsATypedError() throws {
-        for v in vectorDefs() {
-            let bytes = [UInt8](try #require(FileManager.default.contents(atPath: vectorsDir.appendingPathComponent(v.name + ".note").path)))
+        for name in vectorDefs().map(\.name) + assembledVectorNames() {
+            let bytes = [UInt8](try #require(FileManager.default.contents(atPath: vectorsDir.appendingPathComponent(name + ".note").path)))
             let desc = try P2MNote.descriptor(fromElfNote: bytes)
             for cut in 0..<desc.count {
                 #expect(throws: P2MFormatError.self) { _ = try P2MNote.decode(descriptor: Array(desc[0..<cut])) }
@@ -125,27 +176,52 @@ func decodedJSON(_ d: DecodedP2MNote, entries: [UInt64]?) -> [String: Any] {
     @Test func badVectorsAreRejectedWithTheirRule() throws {
         let dir = vectorsDir.appendingPathComponent("bad")
         let write = ProcessInfo.processInfo.environment["P2M_WRITE_VECTORS"] != nil
-        let bad = try badNotes()
-        if write {
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            var readme = "# Notes a decoder must reject\n\nEach file is a complete ELF note; the rule is Spec §8's number.\n\n| file | rule | what is wrong |\n|---|---|---|\n"
-            for b in bad {
-                try Data(b.bytes).write(to: dir.appendingPathComponent(b.name + ".note"))
-                readme += "| \(b.name).note | \(b.rule) | \(b.what) |\n"
-            }
-            try readme.write(to: dir.appendingPathComponent("README.md"), atomically: true, encoding: .utf8)
-        }
-        for b in bad {
+        let listed = try badVectorRules()
+        // The Swift-made ones are what badNotes() makes, and README names the same rule.
+        for b in try badNotes() {
+            if write { try Data(b.bytes).write(to: dir.appendingPathComponent(b.name + ".note")) }
             let stored = [UInt8](try #require(FileManager.default.contents(atPath: dir.appendingPathComponent(b.name + ".note").path)))
             #expect(stored == b.bytes, "\(b.name) changed")
+            #expect(listed[b.name] == b.rule, "\(b.name): bad/README.md says rule \(listed[b.name] ?? -1), badNotes() \(b.rule)")
+        }
+        // Every file in bad/ is listed, and every listed file is rejected with its rule.
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".note") }
+        #expect(Set(files.map { String($0.dropLast(5)) }) == Set(listed.keys), "bad/README.md and bad/*.note differ")
+        for (name, rule) in listed.sorted(by: { $0.key < $1.key }) {
+            let stored = [UInt8](try #require(FileManager.default.contents(atPath: dir.appendingPathComponent(name + ".note").path)))
             do {
                 _ = try P2MNote.decode(descriptor: try P2MNote.descriptor(fromElfNote: stored))
-                Issue.record("\(b.name) was accepted")
+                Issue.record("\(name) was accepted")
             } catch let e as P2MFormatError {
-                #expect(e.rule == b.rule, "\(b.name): rule \(e.rule) (\(e)), expected \(b.rule)")
+                #expect(e.rule == rule, "\(name): rule \(e.rule) (\(e)), expected \(rule)")
             }
         }
     }
+}
+
+/// The good vectors that Spec/vectors/assemble.py writes (every NAME.note not in vectorDefs()).
+func assembledVectorNames() -> [String] {
+    let swiftMade = Set(vectorDefs().map(\.name))
+    let files = (try? FileManager.default.contentsOfDirectory(atPath: vectorsDir.path)) ?? []
+    return files.filter { $0.hasSuffix(".note") }.map { String($0.dropLast(5)) }.filter { !swiftMade.contains($0) }.sorted()
+}
+
+/// bad/README.md's table: file name (without .note) → the rule a decoder must report.
+func badVectorRules() throws -> [String: Int] {
+    let text = try String(contentsOf: vectorsDir.appendingPathComponent("bad/README.md"), encoding: .utf8)
+    var out: [String: Int] = [:]
+    for line in text.split(separator: "\n") where line.hasPrefix("| ") {
+        let cols = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard cols.count > 3, cols[1].hasSuffix(".note"), let rule = Int(cols[2]) else { continue }
+        out[String(cols[1].dropLast(5))] = rule
+    }
+    return out
+}
+
+func entriesOf(_ m: P2MMap) -> [UInt64] {
+    var e = [UInt64](repeating: 0, count: Int(m.nrPfns))
+    _ = e.withUnsafeMutableBufferPointer { m.entries(from: 0, into: $0) }
+    return e
 }
 
 struct BadNote { let name: String; let rule: Int; let what: String; let bytes: [UInt8] }
@@ -175,33 +251,41 @@ func badNotes() throws -> [BadNote] {
     make("bad-magic", 2, "magic is not p2mnote\\0") { $0[0] = 0x50 }
     make("version-2", 2, "version_major 2 (unsupported version)") { put(&$0, 8, 2, 2) }
     make("header-size-small", 3, "header_size 96") { put(&$0, 0x0C, 96, 4) }
-    make("header-checksum", 4, "header checksum does not match", fix: false) { $0[0x20] ^= 0xff }
+    make("header-checksum", 4, "header_checksum does not match (one bit of the checksum flipped)", fix: false) { $0[0x98] ^= 0x01 }
     make("unknown-flag", 5, "must-understand flag bit 3 set") { put(&$0, 0x10, 8, 4) }
     make("page-shift-13", 6, "page_shift 13") { $0[0x14] = 13 }
     make("nr-pfns-zero", 7, "nr_pfns 0") { put(&$0, 0x20, 0, 8) }
     make("counts-dont-add-up", 8, "count_mfn + … ≠ nr_pfns") { put(&$0, 0x28, 8, 8) }
     make("records-zero", 9, "nr_records 0") { put(&$0, 0x48, 0, 8) }
-    make("encoded-size", 10, "encoded_size ≠ descsz − header_size") { put(&$0, 0x50, 1, 8) }
-    make("bomb", 11, "decoded_size above 21 × nr_pfns (decompression bomb)") { put(&$0, 0x58, 1 << 40, 8) }
+    // 4 bytes after the frame inside the descriptor: only rule 10 (the frame itself is whole).
+    make("encoded-size", 10, "4 bytes after the LZ4 frame inside the descriptor: encoded_size ≠ descsz − header_size") { $0 += [0, 0, 0, 0] }
+    make("bomb", 11, "decoded_size 2^40: above 11 × nr_pfns and the memory limit (also breaks 13)") { put(&$0, 0x58, 1 << 40, 8) }
     make("frames-flag", 12, "FRAMES set without a frames stream") { put(&$0, 0x10, 1, 4) }
-    make("lz4-no-checksum", 13, "LZ4 frame without content checksum") { $0[160 + 4] &= ~0x04 }
-    make("lz4-corrupt", 13, "LZ4 content checksum fails") { $0[$0.count - 6] ^= 0x55 }
+    // (lz4-no-checksum and the other LZ4 cases of rule 13 are assembled by Spec/vectors/assemble.py.)
+    make("lz4-corrupt", 13, "LZ4 end mark overwritten: it reads as a block size above the block maximum") { $0[$0.count - 6] ^= 0x55 }
     make("record-count", 15, "nr_records ≠ the records in the stream") { put(&$0, 0x48, 6, 8) }
     make("digest", 15, "map_digest ≠ the digest of the decoded map") { $0[0x68] ^= 1 }
-    // Streams that break rule 14, framed properly.
-    func streamNote(_ name: String, _ what: String, _ stream: [UInt8], pfns: UInt64 = 24) throws {
+    // Streams that break rule 14 and nothing else: framed properly, the header describing the
+    // map the stream was meant to carry (24 INVALID unless said otherwise), so that a decoder
+    // lenient on the stream's fault would find every other rule satisfied.
+    let allInvalid = digestOf(canonicalRuns: [CanonicalRun(start: 0, length: 24, first: .max, step: 0)])
+    func streamNote(_ name: String, _ what: String, _ stream: [UInt8], records: UInt64 = 1,
+                    counts: EntryCounts = EntryCounts(mfn: 0, invalid: 24, identity: 0, foreign: 0),
+                    digest: UInt64? = nil) throws {
         var h = good.header
-        h.nrPfns = pfns; h.counts = EntryCounts(mfn: 0, invalid: pfns, identity: 0, foreign: 0); h.nrRecords = 1
+        h.nrPfns = 24; h.counts = counts; h.nrRecords = records; h.mapDigest = digest ?? allInvalid
         let frame = try LZ4Frame.compress(stream)
         h.decodedSize = UInt64(stream.count); h.mapStreamSize = UInt64(stream.count); h.encodedSize = UInt64(frame.count)
         out.append(BadNote(name: name, rule: 14, what: what, bytes: P2MNote.elfNote(descriptor: h.encoded() + frame)))
     }
     try streamNote("run-past-end", "INVALID record of 25 entries in a 24-entry map", [0x01, 25])
     try streamNote("stream-ends-early", "records cover 14 of 24 entries", [0xE1])
-    try streamNote("reserved-kind", "record kind 0xA", [0x1A, 0x81])
-    try streamNote("overlong-varint", "non-minimal LEB128 length", [0x01, 0x98, 0x00])
-    try streamNote("short-long-form", "long-form length 5 (< 16)", [0x01, 0x05])
-    try streamNote("trailing-bytes", "bytes after the last record", [0x01, 24, 0x00])
-    try streamNote("desc-below-zero", "DESC of 24 from mfn 3", [0x04, 24, 0x06])
+    try streamNote("reserved-kind", "record kind 0xA (then INVALID 23: 24 entries if it were one)", [0x1A, 0x01, 23], records: 2)
+    try streamNote("overlong-varint", "non-minimal LEB128 length (98 00 for 24)", [0x01, 0x98, 0x00])
+    try streamNote("short-long-form", "long-form length 5 (< 16), then INVALID 15 + 4", [0x01, 0x05, 0xF1, 0x41], records: 3)
+    try streamNote("trailing-bytes", "a byte after the last record", [0x01, 24, 0x00])
+    try streamNote("desc-below-zero", "DESC of 24 from mfn 3", [0x04, 24, 0x06],
+                   counts: EntryCounts(mfn: 24, invalid: 0, identity: 0, foreign: 0),
+                   digest: digestOf(canonicalRuns: [CanonicalRun(start: 0, length: 24, first: 3, step: .max)]))
     return out
 }
