@@ -691,6 +691,10 @@ def b_rule13():
     bad("lz4-reserved-bd7", 13, we_note(bd_extra=0x80))              # BD bit 7
     bad("lz4-reserved-bd-low", 13, we_note(bd_extra=0x01))           # BD bit 0
     bad("lz4-bsid-3", 13, we_note(bsid=3))                           # block size ID 3
+    # An LZ4-compressed block that does not decode: token 0xe0 promises 14 literals, 13 follow.
+    bad("lz4-bad-block", 13, we_note(blocks=[("lz4", bytes([0xE0]) + WE_STREAM)]))
+    # The frame ends after its block: no EndMark, no content checksum (a truncated frame).
+    bad("lz4-no-end-mark", 13, we_note(frame=lz4_frame(WE_STREAM)[:-8]))
     # An uncompressed block of 65537 bytes under block size ID 4 (64 KiB), everything else
     # valid: a LITERAL_RAW of 8191 entries and 6 one-entry INVALID records (65537 bytes).
     vals = [2 * i for i in range(8191)]
