@@ -30,12 +30,14 @@ let package = Package(
                        providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CLibElf", path: "Sources/CLibElf", pkgConfig: "libelf",
                        providers: [.apt(["libelf-dev"])]),
+        .systemLibrary(name: "CEdit", path: "Sources/CEdit", pkgConfig: "libedit",
+                       providers: [.apt(["libedit-dev"])]),
 
         .target(name: "P2MFormat", dependencies: ["CLZ4"]),
         .target(name: "DumpIO", dependencies: ["P2MFormat", "CLibElf"]),
         .target(name: "Translation", dependencies: ["P2MFormat", "DumpIO"]),
         .target(name: "P2MTools", dependencies: [
-            "P2MFormat", "DumpIO", "Translation",
+            "P2MFormat", "DumpIO", "Translation", "CEdit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "p2m-emit", dependencies: ["P2MTools"]),

@@ -53,10 +53,6 @@ public struct ElfNote: Sendable, Equatable {
     public var container: String
 }
 
-public enum DumpKind: String, Sendable {
-    case kdumpELF = "ELF kdump vmcore"
-    case xenDumpCore = "xl dump-core"
-}
 
 public final class DumpFile {
     public let path: String
@@ -73,21 +69,20 @@ public final class DumpFile {
     public let noteSegment: (index: Int, offset: UInt64, size: UInt64)?
     public let sections: [Section]
     public let notes: [ElfNote]
-    let fd: Int32
+    let file: OpenFile
+    var fd: Int32 { file.fd }
 
-    deinit { close(fd) }
+    /// Open and validate an ELF dump. Throws `DumpError` naming the file, offset and fault.
+    public static func open(path: String) throws -> DumpFile {
+        let f = try OpenFile(path: path)
+        return try DumpFile(path: path, file: f)
+    }
 
-    /// Open and validate a dump. Throws `DumpError` naming the file, offset and fault.
-    public static func open(path: String) throws -> DumpFile { try DumpFile(path: path) }
-
-    private init(path: String) throws {
+    private init(path: String, file: OpenFile) throws {
         self.path = path
-        let fd = Foundation.open(path, O_RDONLY)
-        guard fd >= 0 else { throw DumpError(path, "cannot open: \(String(cString: strerror(errno)))") }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { close(fd); throw DumpError(path, "cannot stat") }
-        self.fd = fd
-        fileSize = UInt64(st.st_size)
+        self.file = file
+        let fd = file.fd
+        fileSize = file.size
         func fail(_ off: UInt64?, _ m: String) -> DumpError { DumpError(path, offset: off, m) }
         // Identify before libelf: clear messages for the common wrong inputs.
         var ident = [UInt8](repeating: 0, count: 64)
@@ -244,20 +239,12 @@ public final class DumpFile {
 
     static func pread(_ fd: Int32, _ path: String, offset: UInt64, count: Int) throws -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
-        try out.withUnsafeMutableBytes { try preadInto(fd, path, offset: offset, $0) }
+        try out.withUnsafeMutableBytes { try OpenFile.pread(fd, path, offset: offset, $0) }
         return out
     }
 
     static func preadInto(_ fd: Int32, _ path: String, offset: UInt64, _ buf: UnsafeMutableRawBufferPointer) throws {
-        var done = 0
-        while done < buf.count {
-            let n = Foundation.pread(fd, buf.baseAddress! + done, buf.count - done, off_t(offset) + off_t(done))
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                throw DumpError(path, offset: offset + UInt64(done), n == 0 ? "unexpected end of file (wanted \(buf.count) bytes)" : "read failed: \(String(cString: strerror(errno)))")
-            }
-            done += n
-        }
+        try OpenFile.pread(fd, path, offset: offset, buf)
     }
 
     public func read(offset: UInt64, count: Int) throws -> [UInt8] { try DumpFile.pread(fd, path, offset: offset, count: count) }
@@ -268,21 +255,6 @@ public final class DumpFile {
     /// Lowest file offset of PT_LOAD data (crash reads notes only below it).
     public var firstLoadOffset: UInt64? { programHeaders.filter { $0.type == UInt32(PT_LOAD) && $0.offset > 0 }.map(\.offset).min() }
 
-    // MARK: notes we use
-
-    public var p2mNotes: [ElfNote] { notes.filter { $0.name == P2MNote.ownerName && $0.type == P2MNote.noteType } }
-
-    /// The one p2mnote note, or nil; several → error.
-    public func p2mNote() throws -> ElfNote? {
-        let n = p2mNotes
-        guard n.count <= 1 else { throw DumpError(path, offset: n[1].fileOffset, "\(n.count) p2mnote notes; a dump must carry at most one") }
-        return n.first
-    }
-
-    public var crashInfo: XenCrashInfo? { notes.first { $0.name == "Xen" && $0.type == 0x100_0001 }.flatMap { XenCrashInfo($0.desc) } }
-    public var crashRegs: [XenCrashRegs] { notes.filter { $0.name == "Xen" && $0.type == 0x100_0002 }.compactMap { XenCrashRegs($0.desc) } }
-    public var vmcoreInfo: VMCoreInfo? { notes.first { $0.name == "VMCOREINFO" }.map { VMCoreInfo($0.desc) } }
-    public var vmcoreInfoXen: VMCoreInfo? { notes.first { $0.name == "VMCOREINFO_XEN" }.map { VMCoreInfo($0.desc) } }
 }
 
 @inline(__always) func le64(_ b: [UInt8], _ o: Int) -> UInt64? {

@@ -70,3 +70,45 @@ public struct MFN: RawAddressValue {
         return MachAddr(rawValue << g.shift | offset)
     }
 }
+
+// MARK: JSON: every address and frame is a "0x…" string (a JSON number loses precision above
+// 2^53, and jq would silently round kernel addresses). Spec/json.md gives the schema.
+
+extension KVAddr: Codable {}
+extension PhysAddr: Codable {}
+extension MachAddr: Codable {}
+extension PFN: Codable {}
+extension MFN: Codable {}
+
+extension RawAddressValue where Self: Codable {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let s = try c.decode(String.self)
+        guard let v = Hex64.parse(s) else { throw DecodingError.dataCorruptedError(in: c, debugDescription: "expected a 0x… hex string, got \(s)") }
+        self.init(v)
+    }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+}
+
+/// A 64-bit value that JSON carries as a "0x…" string (raw p2m entries, PTEs, digests).
+public struct Hex64: Codable, Hashable, Sendable, CustomStringConvertible {
+    public var value: UInt64
+    public init(_ v: UInt64) { value = v }
+    public var description: String { "0x" + String(value, radix: 16) }
+    public static func parse(_ s: String) -> UInt64? {
+        s.hasPrefix("0x") || s.hasPrefix("0X") ? UInt64(s.dropFirst(2), radix: 16) : nil
+    }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let s = try c.decode(String.self)
+        guard let v = Hex64.parse(s) else { throw DecodingError.dataCorruptedError(in: c, debugDescription: "expected a 0x… hex string, got \(s)") }
+        value = v
+    }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+}

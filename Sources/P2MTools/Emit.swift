@@ -22,24 +22,34 @@ public struct EmitOptions: Sendable {
     public init(input: String) { self.input = input }
 }
 
+/// Entry counts by kind (Spec §3).
+public struct CountsJSON: Codable, Sendable, Equatable {
+    public var mfn: UInt64, invalid: UInt64, identity: UInt64, foreign: UInt64
+    public init(_ c: EntryCounts) { mfn = c.mfn; invalid = c.invalid; identity = c.identity; foreign = c.foreign }
+}
+
+/// What p2m-emit made (Spec/json.md, "emit").
 public struct EmitSummary: Codable, Sendable {
-    public var input: String
+    public var dump: String
+    public var output: String?
     public var source: String
     public var sourceCode: UInt8
+    public var location: String?
     public var entryWidth: Int
     public var pfns: UInt64
-    public var counts: [String: UInt64]
+    public var counts: CountsJSON
     public var records: UInt64
     public var rawBytes: UInt64
     public var noteBytes: Int
     public var ratio: Double
     public var identityKnown: Bool
-    public var listVAddr: String?
-    public var fllMFN: String?
-    public var comparedWith: String?
-    public var differences: UInt64?
-    public var firstDifferences: [String]
-    public var cr3: String?
+    public var mapDigest: Hex64
+    public var listVaddr: KVAddr?
+    public var fllMfn: MFN?
+    public var missingPageMfn: MFN?
+    public var identityPageMfn: MFN?
+    public var cr3: MachAddr?
+    public var crossCheck: CrossCheckReport?
 }
 
 public struct EmitResult: Sendable {
@@ -47,17 +57,8 @@ public struct EmitResult: Sendable {
     public var summary: EmitSummary
 }
 
-/// Symbols from the options and the dump's own VMCOREINFO.
-/// Link-time addresses (System.map, vmlinux) move by VMCOREINFO's KERNELOFFSET under KASLR;
-/// VMCOREINFO's own SYMBOL() values are already the running ones and win.
-func loadSymbols(systemMap: String?, vmlinux: String?, dump: DumpFile?) throws -> SymbolTable {
-    var linked = SymbolTable()
-    if let m = systemMap { linked.merge(try SymbolTable.systemMap(path: m)) }
-    if let v = vmlinux { linked.merge(try SymbolTable.vmlinux(path: v)) }
-    var t = SymbolTable()
-    if let vi = dump?.vmcoreInfo { t.merge(SymbolTable.vmcoreInfo(vi)) }
-    t.merge(linked.relocated(by: dump?.vmcoreInfo?.kernelOffset ?? 0))
-    return t
+func loadSymbols(systemMap: String?, vmlinux: String?, dump: DumpContainer?) throws -> SymbolTable {
+    try SymbolTable.forDump(systemMap: systemMap, vmlinux: vmlinux, dump: dump)
 }
 
 public enum Emitter {
@@ -69,20 +70,20 @@ public enum Emitter {
         }
     }
 
-    static func summary(_ note: P2MNote, _ o: EmitOptions, compared: String? = nil, diffs: CompareSink? = nil, cr3: UInt64? = nil) -> EmitSummary {
+    static func summary(_ note: P2MNote, _ o: EmitOptions, location: String? = nil, check: CrossCheckReport? = nil, cr3: UInt64? = nil) -> EmitSummary {
         let h = note.header
         let raw = h.nrPfns * UInt64(h.entryWidth)
         let noteBytes = note.elfNoteBytes.count
         return EmitSummary(
-            input: o.input, source: h.source?.description ?? "unknown", sourceCode: h.sourceCode,
-            entryWidth: Int(h.entryWidth), pfns: h.nrPfns,
-            counts: ["mfn": h.counts.mfn, "invalid": h.counts.invalid, "identity": h.counts.identity, "foreign": h.counts.foreign],
+            dump: o.input, output: nil, source: h.source?.description ?? "unknown", sourceCode: h.sourceCode, location: location,
+            entryWidth: Int(h.entryWidth), pfns: h.nrPfns, counts: CountsJSON(h.counts),
             records: h.nrRecords, rawBytes: raw, noteBytes: noteBytes, ratio: Double(raw) / Double(noteBytes),
-            identityKnown: h.identityKnown, listVAddr: h.listVAddr == 0 ? nil : "0x" + String(h.listVAddr, radix: 16),
-            fllMFN: h.fllMFN == .max ? nil : "0x" + String(h.fllMFN, radix: 16),
-            comparedWith: compared, differences: diffs?.differenceCount,
-            firstDifferences: diffs?.differences.map { "pfn 0x\(String($0.pfn, radix: 16)): note \(P2MEntry(raw: $0.expected)), \(compared ?? "other") \(P2MEntry(raw: $0.found))" } ?? [],
-            cr3: cr3.map { "0x" + String($0, radix: 16) })
+            identityKnown: h.identityKnown, mapDigest: Hex64(h.mapDigest),
+            listVaddr: h.listVAddr == 0 ? nil : KVAddr(h.listVAddr),
+            fllMfn: h.fllMFN == .max ? nil : MFN(h.fllMFN),
+            missingPageMfn: h.missingPageMFN == .max ? nil : MFN(h.missingPageMFN),
+            identityPageMfn: h.identityPageMFN == .max ? nil : MFN(h.identityPageMFN),
+            cr3: cr3.map(MachAddr.init), crossCheck: check)
     }
 
     // MARK: raw and text tables
@@ -149,97 +150,59 @@ public enum Emitter {
 
     // MARK: dumps
 
-    static func emitFromDump(_ o: EmitOptions) throws -> EmitResult {
-        let dump = try DumpFile.open(path: o.input)
-        let memory = try machineMemory(of: dump)
-        let symbols = try loadSymbols(systemMap: o.systemMap, vmlinux: o.vmlinux, dump: dump)
-        let fll: MFN? = o.p2mMFN.map(MFN.init) ?? dump.crashInfo?.frameListListMFN
-        var from = o.from
-        if from == .auto {
-            if dump.kind == .xenDumpCore {
-                from = symbols.address("xen_p2m_addr") != nil ? .xlPages : .xlP2M
-            } else if symbols.address("xen_p2m_addr") != nil {
-                from = .linear
-            } else if fll != nil {
-                from = .frameList
-            } else {
-                throw DumpError(o.input, "no p2m source: no xen_p2m_addr symbol (pass --system-map or --vmlinux) and no frame-list-list root (the dump has no Xen crash-info note; pass --p2m-mfn)")
+    /// The source a note is made from: --from, else the linear list where the kernel's symbols
+    /// are known (it alone tells identity pages), else the frame tree, else .xen_p2m.
+    static func primarySource(_ from: EmitSourceKind, _ r: P2MResolver, input: String) throws -> P2MTableSource {
+        func need<T>(_ s: T?, _ name: String) throws -> T {
+            guard let v = s else {
+                let why = r.unavailable.first { $0.source == name }?.reason ?? "not available in this dump"
+                throw DumpError(input, "--from \(from.rawValue): \(why)")
             }
+            return v
         }
+        switch from {
+        case .linear, .xlPages: return try need(r.linearList(), "linear-list")
+        case .frameList: return try need(r.frameTree(), "frame-tree")
+        case .xlP2M: return try need(r.xenP2M(), "xen-p2m")
+        case .auto:
+            if let s = r.dumpSources().first { return s }
+            throw DumpError(input, "no p2m source: " + r.unavailable.map { "\($0.source): \($0.reason)" }.joined(separator: "; "))
+        case .raw, .text: throw DumpError(input, "--from \(from.rawValue) does not apply to a dump")
+        }
+    }
+
+    static func emitFromDump(_ o: EmitOptions) throws -> EmitResult {
+        let dump = try openDump(path: o.input)
+        let symbols = try loadSymbols(systemMap: o.systemMap, vmlinux: o.vmlinux, dump: dump)
+        var ro = P2MResolverOptions(); ro.cr3 = o.cr3; ro.p2mMFN = o.p2mMFN
+        let resolver = P2MResolver(dump: dump, symbols: symbols, options: ro)
         let progress: ((UInt64, UInt64) -> Void)? = o.progress && isatty(2) != 0 ? { done, total in
             let pct = total == 0 ? 100 : Int(done * 100 / total)
             let bar = String(repeating: "#", count: pct / 4) + String(repeating: " ", count: 25 - pct / 4)
             FileHandle.standardError.write(Data("\rreading p2m list [\(bar)] \(pct)%".utf8))
             if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
         } : nil
-
-        switch from {
-        case .linear, .xlPages:
-            let view = try GuestKernelView(dump: dump, memory: memory, symbols: symbols, cr3: o.cr3)
-            let (va, size) = try view.linearList()
-            let shared = try view.sharedFrames()
-            let enc = P2MEncoder(width: .eight)
-            let sink = EncoderSink(enc, keepFrames: true)
-            try LinearListReader.read(walker: view.walker, root: view.root, vaddr: va, size: size, shared: shared, sink: sink, progress: progress)
-            let meta = P2MNoteMetadata(source: from == .linear ? .linearList : .xlPagesLinear,
-                                       domainID: o.domainID ?? (dump.kind == .kdumpELF ? 0 : nil),
-                                       listVAddr: va, fllMFN: fll, missingPageMFN: shared.missing,
-                                       identityPageMFN: shared.identity, identityKnown: shared.identityKnown)
-            var note = try enc.finish(metadata: meta)
-            // Cross-check against the second copy the dump holds.
-            var compared: String? = nil
-            var cmp: CompareSink? = nil
-            if o.compare {
-                let decoded = try P2MNote.decode(descriptor: note.descriptor)
-                if dump.kind == .kdumpELF, let f = fll, size <= 1 << 27 {
-                    let c = CompareSink(map: decoded.map, identityBlind: true)
-                    try FrameTreeReader.read(memory: memory, fll: f, size: size, sink: c)
-                    compared = "frame-list tree"; cmp = c
-                } else if let x = memory as? XenCoreMemory {
-                    let c = CompareSink(map: decoded.map, identityBlind: true)
-                    try streamXenP2M(x, size: size, sink: c)
-                    compared = ".xen_p2m"; cmp = c
-                }
-                if let c = cmp, c.differenceCount == 0 { note = note.settingInformationalFlags(P2MNoteHeader.flagCrossChecked) }
-            }
-            return EmitResult(note: note, summary: summary(note, o, compared: compared, diffs: cmp, cr3: view.root.rawValue))
-        case .frameList:
-            guard let f = fll else { throw DumpError(o.input, "no frame-list-list root: the dump has no Xen crash-info note; pass --p2m-mfn") }
-            var size: UInt64 = 1 << 27
-            if let view = try? GuestKernelView(dump: dump, memory: memory, symbols: symbols, cr3: o.cr3),
-               let s = try? view.readU64(symbol: "xen_p2m_size"), s > 0, s <= 1 << 27 { size = s }
-            let enc = P2MEncoder(width: .eight)
-            try FrameTreeReader.read(memory: memory, fll: f, size: size, sink: EncoderSink(enc))
-            let note = try enc.finish(metadata: P2MNoteMetadata(source: .frameListTree, domainID: o.domainID ?? 0, fllMFN: f))
-            return EmitResult(note: note, summary: summary(note, o))
-        case .xlP2M:
-            guard let x = memory as? XenCoreMemory else { throw DumpError(o.input, "--from xl-p2m needs an xl dump-core file") }
-            var size = UInt64(x.pairs.map(\.pfn).max().map { $0 + 1 } ?? 0)
-            if let s = try x.sharedInfoArch(), s.maxPfn > size, s.maxPfn <= 1 << 40 { size = s.maxPfn }
-            let enc = P2MEncoder(width: .eight)
-            try streamXenP2M(x, size: size, sink: EncoderSink(enc))
-            let note = try enc.finish(metadata: P2MNoteMetadata(source: .xlP2M, domainID: o.domainID))
-            return EmitResult(note: note, summary: summary(note, o))
-        default:
-            throw DumpError(o.input, "--from \(from.rawValue) does not apply to a dump")
+        let source = try primarySource(o.from, resolver, input: o.input)
+        let enc = P2MEncoder(width: .eight)
+        var meta = P2MNoteMetadata(source: source.sourceCode, domainID: o.domainID ?? (dump.kind == .kdumpELF ? 0 : nil),
+                                   fllMFN: resolver.frameListRoot?.mfn)
+        var cr3: UInt64? = nil
+        if let l = source as? LinearListSource {
+            meta.listVAddr = l.vaddr
+            meta.missingPageMFN = l.shared.missing
+            meta.identityPageMFN = l.shared.identity
+            meta.identityKnown = l.shared.identityKnown
+            cr3 = l.kernel.root.rawValue
         }
-    }
-
-    /// `.xen_p2m` pairs as a table: pfns not listed are INVALID.
-    static func streamXenP2M(_ x: XenCoreMemory, size: UInt64, sink: P2MSink) throws {
-        let sorted = x.pairs.sorted { $0.pfn < $1.pfn }
-        var next: UInt64 = 0
-        var batch: [UInt64] = []
-        batch.reserveCapacity(4096)
-        func flush() throws { if !batch.isEmpty { try batch.withUnsafeBufferPointer { try sink.entries($0) }; batch.removeAll(keepingCapacity: true) } }
-        for (pfn, mfn) in sorted where pfn < size {
-            if pfn < next { throw DumpError(x.dump.path, "pfn 0x\(String(pfn, radix: 16)) appears twice in .xen_p2m") }
-            if pfn > next { try flush(); try sink.invalid(pfn - next) }
-            batch.append(mfn)
-            if batch.count == 4096 { try flush() }
-            next = pfn + 1
+        try source.stream(into: EncoderSink(enc, keepFrames: source is LinearListSource), progress: progress)
+        var note = try enc.finish(metadata: meta)
+        var check: CrossCheckReport? = nil
+        if o.compare {
+            let decoded = try P2MNote.decode(descriptor: note.descriptor)
+            let c = resolver.crossCheck(decoded.map, identityKnown: decoded.header.identityKnown, skip: source.name)
+            if c.compared && c.agrees { note = note.settingInformationalFlags(P2MNoteHeader.flagCrossChecked) }
+            check = c
         }
-        try flush()
-        if next < size { try sink.invalid(size - next) }
+        return EmitResult(note: note, summary: summary(note, o, location: source.location, check: check, cr3: cr3))
     }
 }

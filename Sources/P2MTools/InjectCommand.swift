@@ -2,6 +2,7 @@ import ArgumentParser
 import DumpIO
 import Foundation
 import P2MFormat
+import Translation
 
 public struct InjectCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
@@ -13,7 +14,15 @@ public struct InjectCommand: ParsableCommand {
         the first pages of that PT_LOAD are moved to the end of the file. xl dump-core files get
         a `.note.p2mnote` section. Writes are ordered and fsynced so that an interruption leaves a
         readable dump; an undo journal (DUMP.p2minject.journal) lets the next run restore it.
-        """)
+        Before anything is written, the note is compared with the dump's own tables (as
+        `p2m-analyze check` does); a note that does not match the dump is refused unless --force.
+
+        Examples:
+          p2m-inject dom0.vmcore --note dom0.vmcore.p2mnote --verify
+          p2m-inject dom0.vmcore --emit --system-map System.map -o dom0-p2m.vmcore
+          p2m-inject dom0.vmcore --remove
+        """,
+        version: p2mnoteVersion)
 
     @Argument(help: "The dump (ELF kdump vmcore or xl dump-core).") var dump: String
     @Option(help: "A note file made by p2m-emit.") var note: String?
@@ -25,34 +34,63 @@ public struct InjectCommand: ParsableCommand {
     @Flag(help: "Remove the p2mnote note.") var remove = false
     @Flag(help: "Say what would be done, change nothing.") var dryRun = false
     @Flag(help: "Also compare a hash of all memory bytes before and after.") var verify = false
+    @Flag(help: "Inject a note even if it does not match the dump's own tables.") var force = false
 
     public init() {}
 
     public func run() throws {
+        try reportingErrors(json: false, tool: "p2m-inject") { try inject() }
+    }
+
+    func inject() throws {
         if remove && (note != nil || emit) { throw ValidationError("--remove takes no note") }
         if !remove && note == nil && !emit { throw ValidationError("give --note FILE or --emit (or --remove)") }
         var target = dump
+        var created: String? = nil
+        // A failed -o removes what it created: never a partial copy left behind.
+        var done = false
+        defer { if !done, let c = created { unlink(c) } }
         if let out = output {
+            try OutputFile.checkWritable(out, force: false)
             try sparseCopy(from: dump, to: out)
+            created = out
             target = out
         }
+        let symbols = (systemMap != nil || vmlinux != nil) ? try SymbolTable.forDump(systemMap: systemMap, vmlinux: vmlinux, dump: try openDump(path: target)) : nil
         var noteBytes: [UInt8]? = nil
         if let n = note {
             guard let d = FileManager.default.contents(atPath: n) else { throw DumpError(n, "cannot read the note file") }
             noteBytes = [UInt8](d)
-            do { _ = try P2MNote.decode(descriptor: try P2MNote.descriptor(fromElfNote: noteBytes!)) }
-            catch { throw DumpError(n, "not a valid p2mnote note: \(error)") }
         } else if emit {
             var o = EmitOptions(input: target)
             o.systemMap = systemMap; o.vmlinux = vmlinux
             noteBytes = try Emitter.emit(o).note.elfNoteBytes
+        }
+        if let nb = noteBytes, !remove {
+            let dec: DecodedP2MNote
+            do { dec = try P2MNote.decode(descriptor: try P2MNote.descriptor(fromElfNote: nb)) }
+            catch { throw DumpError(note ?? target, "not a valid p2mnote note: \(error)") }
+            // The same cross-check as emit and `check`: a note from another dump is refused.
+            let container = try openDump(path: target)
+            let syms = try symbols ?? SymbolTable.forDump(systemMap: nil, vmlinux: nil, dump: container)
+            let resolver = P2MResolver(dump: container, symbols: syms)
+            let c = resolver.crossCheck(dec.map, identityKnown: dec.header.identityKnown)
+            if !c.agrees {
+                let msg = "the note does not match this dump's own tables:\n" + CrossCheckText.render(c)
+                if force { warn("p2m-inject: warning (--force): " + msg) }
+                else { throw DumpError(target, msg + "nothing was written; pass --force to inject it anyway") }
+            } else if !c.compared {
+                warn("p2m-inject: note: no other copy of the p2m is readable in this dump, so the note could not be checked against it" + (symbols == nil ? " (pass --system-map to compare with the guest's linear list)" : ""))
+            } else {
+                print("checked: the note agrees with " + c.comparisons.map(\.source).joined(separator: ", "))
+            }
         }
         let before = verify ? try ContentHash.of(DumpFile.open(path: target)) : nil
         let injector = NoteInjector(path: target)
         let action: InjectAction = remove ? .remove : (replace ? .replace : .add)
         let report = try injector.run(action: action, note: noteBytes, dryRun: dryRun)
         print(report.description)
-        if dryRun { print("dry run: nothing written"); return }
+        if dryRun { print("dry run: nothing written"); done = true; return }
         // Re-open and check what is there now.
         let after = try DumpFile.open(path: target)
         if action == .remove {
@@ -69,6 +107,7 @@ public struct InjectCommand: ParsableCommand {
             print("verified: memory content hash unchanged (0x\(String(a, radix: 16)))")
         }
         print("wrote \(report.bytesWritten) bytes")
+        done = true
     }
 }
 
@@ -79,7 +118,8 @@ func sparseCopy(from src: String, to dst: String) throws {
     defer { close(i) }
     let o = open(dst, O_WRONLY | O_CREAT | O_EXCL, 0o644)
     guard o >= 0 else { throw DumpError(dst, "cannot create (exists already?): \(String(cString: strerror(errno)))") }
-    defer { close(o) }
+    var ok = false
+    defer { close(o); if !ok { unlink(dst) } }
     var st = stat(); fstat(i, &st)
     guard ftruncate(o, st.st_size) == 0 else { throw DumpError(dst, "cannot size") }
     var buf = [UInt8](repeating: 0, count: 1 << 20)
@@ -101,5 +141,6 @@ func sparseCopy(from src: String, to dst: String) throws {
         }
         pos = hole
     }
-    guard fsync(o) == 0 else { throw DumpError(dst, "fsync failed") }
+    guard fsync(o) == 0 else { throw DumpError(dst, "fsync failed: \(String(cString: strerror(errno)))") }
+    ok = true
 }

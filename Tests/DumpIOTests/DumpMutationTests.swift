@@ -28,10 +28,9 @@ import TestSupport
             let w = try #require(FileHandle(forWritingAtPath: p))
             w.write(Data(m)); try w.close()
             do {
-                let f = try DumpFile.open(path: p)
+                let f = try openDump(path: p)
                 _ = try? f.p2mNote(); _ = f.crashInfo; _ = f.crashRegs; _ = f.vmcoreInfo
-                let mem = KdumpMemory(f)
-                _ = try? mem.readU64(MachAddr(g.manifest.cr3))
+                _ = try? f.memory.readU64(MachAddr(g.manifest.cr3))
                 opened += 1
             } catch is DumpError { refused += 1 }
         }

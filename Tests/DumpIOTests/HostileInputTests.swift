@@ -66,7 +66,7 @@ import TestSupport
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
         var o = Dom0DumpOptions(); o.guestMiB = 128
         let g = try DumpGenerator.generateDom0(o, to: d + "/s.vmcore")
-        let m = KdumpMemory(try DumpFile.open(path: g.path))
+        let m = try openDump(path: g.path).memory
         #expect(throws: DumpError.self) { _ = try m.readU64(MachAddr(0xA0000)) }         // the legacy hole
         #expect(throws: DumpError.self) { _ = try m.readU64(MachAddr(.max - 3)) }
         #expect(try m.readU64(MachAddr(g.manifest.cr3 + 511 * 8)) & 1 == 1)   // the PGD slot of kernel text is present

@@ -39,5 +39,38 @@ import TestSupport
                 #expect(r.stderr.hasPrefix("error: rule \(e.rule):"), "\(name): Swift says rule \(e.rule), C says \(r.stderr)")
             }
         }
+        // Differential: random corruptions of every vector get the same verdict and the same
+        // rule number from both decoders (rules checked in numeric order, §8).
+        var rng = SplitMix(s: 0xC0DE)
+        var disagreements: [String] = []
+        var seen = [Int: Int]()
+        for name in names {
+            let note = [UInt8](try Data(contentsOf: vectorsDir.appendingPathComponent(name + ".note")))
+            for k in 0..<60 {
+                var m = note
+                for _ in 0..<Int(rng.below(3)) + 1 {
+                    let i = Int(rng.below(UInt64(m.count)))
+                    m[i] = rng.below(3) == 0 ? UInt8(truncatingIfNeeded: rng.next()) : m[i] ^ (1 << UInt8(rng.below(8)))
+                }
+                if rng.below(10) == 0 { m.removeLast(Int(rng.below(UInt64(m.count)))) }
+                let path = d + "/m.note"
+                try Data(m).write(to: URL(fileURLWithPath: path))
+                let r = try runTool([d + "/p2mdecode", path])
+                let swiftRule: Int
+                do {
+                    _ = try P2MNote.decode(descriptor: try P2MNote.descriptor(fromElfNote: m))
+                    swiftRule = 0
+                } catch let e as P2MFormatError { swiftRule = e.rule }
+                let cRule = r.status == 0 ? 0 : Int(r.stderr.split(separator: ":")[safe: 1]?.split(separator: " ").last ?? "") ?? -1
+                seen[swiftRule, default: 0] += 1
+                if cRule != swiftRule { disagreements.append("\(name)#\(k): Swift \(swiftRule), C \(r.stderr)") }
+            }
+        }
+        #expect(disagreements.isEmpty, "\(disagreements.prefix(10))")
+        print("differential: rules seen \(seen.sorted { $0.key < $1.key })")
     }
+}
+
+extension Array {
+    subscript(safe i: Int) -> Element? { i >= 0 && i < count ? self[i] : nil }
 }

@@ -20,7 +20,7 @@ func session(_ g: GeneratedDump, _ edit: (inout AnalyzerOptions) -> Void = { _ i
         _ = try NoteInjector(path: g.path).run(action: .add, note: emitNote(g).note.elfNoteBytes)
         #expect(g.manifest.modules.contains { $0.structAddress == 0xffffffffa003a040 })
         let s = try session(g)
-        let mods = try s.execute(["mod"]).json as? [[String: Any]] ?? []
+        let mods = moduleRows(try s.execute(["mod"]))
         #expect(mods.compactMap { $0["name"] as? String } == g.manifest.modules.map(\.name))
         #expect(mods.compactMap { $0["base"] as? String } == g.manifest.modules.map { "0x" + String($0.base, radix: 16) })
         let rd = try s.execute(["rd", "0xffffffffa003a040", "4"]).json as? [String: Any]
@@ -47,7 +47,7 @@ func session(_ g: GeneratedDump, _ edit: (inout AnalyzerOptions) -> Void = { _ i
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
         let g = try dom0(d) { $0.crashInfo = false }
         let s = try session(g)
-        let mods = try s.execute(["mod"]).json as? [[String: Any]] ?? []
+        let mods = moduleRows(try s.execute(["mod"]))
         #expect(mods.count == g.manifest.modules.count)
         #expect(try s.execute(["p2m", "0x100"]).text.contains("linear list"))
         #expect(s.machineReads < 2_000, "\(s.machineReads) machine reads")
@@ -95,3 +95,5 @@ func session(_ g: GeneratedDump, _ edit: (inout AnalyzerOptions) -> Void = { _ i
         #expect(one.status == 0 && one.stdout.contains("\"identity\""), "\(one.stdout)\(one.stderr)")
     }
 }
+
+func moduleRows(_ o: CommandOutput) -> [[String: Any]] { (o.json as? [String: Any])?["modules"] as? [[String: Any]] ?? [] }

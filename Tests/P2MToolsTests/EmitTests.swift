@@ -29,7 +29,9 @@ func emitNote(_ g: GeneratedDump, _ edit: (inout EmitOptions) -> Void = { _ in }
         #expect(dec.header.mapDigest == g.manifest.p2mDigest)
         #expect(dec.header.counts.mfn == g.manifest.p2mCounts["mfn"] && dec.header.counts.identity == g.manifest.p2mCounts["identity"])
         #expect(dec.header.nrPfns == g.manifest.nrPfns && dec.header.identityKnown && dec.header.hasFrames)
-        #expect(r.summary.comparedWith == "frame-list tree" && r.summary.differences == 0 && dec.header.crossChecked)
+        let cc = try #require(r.summary.crossCheck)
+        #expect(cc.comparisons.map(\.source) == ["frame-tree"] && cc.agrees && dec.header.crossChecked, "\(cc)")
+        #expect(cc.comparisons.first?.compared == dec.header.nrPfns)
         for s in g.manifest.samples { #expect(dec.map.m2p(MFN(s.mfn)) == .unique(PFN(s.pfn)), "\(s.what)") }
         // p2m_missing / p2m_identity are pointer variables: the header names the pages they
         // point at (the generator's own record), two distinct frames, not their .bss page.
@@ -45,7 +47,8 @@ func emitNote(_ g: GeneratedDump, _ edit: (inout EmitOptions) -> Void = { _ in }
         var e = EmitOptions(input: g.path); e.systemMap = g.systemMapPath
         let r = try Emitter.emit(e)
         #expect(r.note.header.source == .xlPagesLinear && r.note.header.mapDigest == g.manifest.p2mDigest)
-        #expect(r.summary.comparedWith == ".xen_p2m" && r.summary.differences == 0)
+        let x = try #require(r.summary.crossCheck?.comparisons.first { $0.source == "xen-p2m" })
+        #expect(x.agrees && x.compared == UInt64(g.manifest.p2mCounts["mfn"] ?? 0), "\(x)")
         e.from = .xlP2M
         let p = try Emitter.emit(e)
         #expect(p.note.header.source == .xlP2M && p.note.header.counts.mfn == g.manifest.p2mCounts["mfn"])
@@ -55,7 +58,7 @@ func emitNote(_ g: GeneratedDump, _ edit: (inout EmitOptions) -> Void = { _ in }
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
         let g = try dom0(d) { $0.crashInfo = false }
         let r = try emitNote(g)
-        #expect(r.note.header.mapDigest == g.manifest.p2mDigest && r.summary.comparedWith == nil)
+        #expect(r.note.header.mapDigest == g.manifest.p2mDigest && r.summary.crossCheck?.compared == false)
         let g2 = try dom0(d, "b.vmcore") { $0.crashInfo = false; $0.crashRegs = false }
         do { _ = try emitNote(g2); Issue.record("expected an error") } catch {
             #expect("\(error)".contains("--cr3"), "\(error)")
@@ -74,7 +77,7 @@ func emitNote(_ g: GeneratedDump, _ edit: (inout EmitOptions) -> Void = { _ in }
         let g = try dom0(d)
         // Point the tree's leaf slot for pfns 0x200–0x3ff at the shared missing page.
         let dump = try DumpFile.open(path: g.path)
-        let mem = KdumpMemory(dump)
+        let mem = try openDump(path: g.path).memory
         let fll = try #require(g.manifest.fllMfn)
         let l2 = try mem.readU64(MachAddr(fll << 12))
         let slot = MachAddr((l2 << 12) + 8)
@@ -84,8 +87,9 @@ func emitNote(_ g: GeneratedDump, _ edit: (inout EmitOptions) -> Void = { _ in }
         fh.write(withUnsafeBytes(of: g.manifest.p2mMissingMfn.littleEndian) { Data($0) })
         try fh.close()
         let r = try emitNote(g)
-        #expect(r.summary.differences == 512)
-        #expect(r.summary.firstDifferences.first?.hasPrefix("pfn 0x200:") == true, "\(r.summary.firstDifferences)")
+        let tree = try #require(r.summary.crossCheck?.comparisons.first)
+        #expect(tree.differences == 512)
+        #expect(tree.first.first?.pfn == PFN(0x200), "\(tree.first)")
         #expect(!r.note.header.crossChecked)
     }
 

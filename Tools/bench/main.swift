@@ -130,9 +130,9 @@ struct EmitBench: ParsableCommand {
         let (g, genT) = try time { try DumpGenerator.generateDom0(o, to: d + "/dom0.vmcore") }
         print("== emit from a \(guestGib) GiB dom0 dump (generated in \(String(format: "%.1f", genT)) s, \(mb(Double(fileSize(g.path)))) MB apparent)")
         // The list pages' bytes, gathered into one file, for the cat anchor.
-        let dump = try DumpFile.open(path: g.path)
-        let mem = KdumpMemory(dump)
-        let view = try GuestKernelView(dump: dump, memory: mem, symbols: try SymbolTable.systemMap(path: g.systemMapPath))
+        let dump = try openDump(path: g.path)
+        let mem = dump.memory
+        let view = try GuestKernel(dump: dump, symbols: try SymbolTable.systemMap(path: g.systemMapPath), walker: PageTableWalker(memory: mem))
         let (va, size) = try view.linearList()
         let pages = (size * 8 + 4095) / 4096
         let fh = FileManager.default.createFile(atPath: d + "/list.bin", contents: nil) ? FileHandle(forWritingAtPath: d + "/list.bin") : nil
@@ -141,9 +141,9 @@ struct EmitBench: ParsableCommand {
         var real: UInt64 = 0
         for k in 0..<pages {
             // Only the list's own pages: the shared missing/identity pages are one frame each.
-            if k % 512 == 0, let pmd = try view.walker.pmdEntry(KVAddr(va.rawValue + k * 4096), root: view.root),
-               MFN((pmd & PTE.addressMask) >> 12) == shared.missingPte { continue }
-            guard let m = try? view.walker.translate(KVAddr(va.rawValue + k * 4096), root: view.root),
+            if k % 512 == 0, let pt = try? view.walker.frame(for: va.rawValue + k * 4096, atLevel: 2, root: view.root, form: .x86_64),
+               pt == shared.missingPte { continue }
+            guard let m = try? view.pageTables.translate(KVAddr(va.rawValue + k * 4096)),
                   m.mfn() != shared.missing, m.mfn() != shared.identity else { continue }
             try page.withUnsafeMutableBytes { try mem.read(m, into: $0) }
             fh?.write(Data(page))
@@ -206,11 +206,11 @@ struct AnalyzeBench: ParsableCommand {
         let (s, openT) = try time { () -> AnalyzerSession in let s = try AnalyzerSession(a); _ = try s.p2m(); return s }
         print(String(format: "start-up (open, notes, symbols, decode the note): %.3f s (target ≤ 0.2 s)", openT))
         // m2p: bytes read per cold lookup. Ours: none after the note; crash-style: scan p2m pages.
-        let (map, _, h) = try s.p2m()
-        let noteBytes = Double(h?.encodedSize ?? 0) + 160
-        let dump = try DumpFile.open(path: g.path)
-        let mem = KdumpMemory(dump)
-        let view = try GuestKernelView(dump: dump, memory: mem, symbols: s.symbols)
+        let (map, src) = try s.p2m()
+        let noteBytes = Double((src as? NoteSource)?.decoded.header.encodedSize ?? 0) + 160
+        let dump = try openDump(path: g.path)
+        let mem = dump.memory
+        let view = try GuestKernel(dump: dump, symbols: s.symbols, walker: PageTableWalker(memory: mem))
         let (va, size) = try view.linearList()
         var rng = SplitMix64(seed: 4)
         let probes = (0..<64).map { _ in g.manifest.samples[Int(rng.below(UInt64(g.manifest.samples.count)))].mfn }
@@ -223,7 +223,7 @@ struct AnalyzeBench: ParsableCommand {
             var found = false
             var buf = [UInt64](repeating: 0, count: 512)
             while page < (size * 8 + 4095) / 4096 && !found {
-                let ma = try view.walker.translate(KVAddr(va.rawValue + page * 4096), root: view.root)
+                let ma = try view.pageTables.translate(KVAddr(va.rawValue + page * 4096))
                 try buf.withUnsafeMutableBytes { try mem.read(ma, into: $0) }
                 scanBytes += 4096
                 if buf.contains(m) { found = true }
@@ -243,9 +243,9 @@ struct AnalyzeBench: ParsableCommand {
             rng.below(4) == 0 ? mapped[Int(rng.below(UInt64(mapped.count)))]
                 : 0xffff_8880_0000_0000 + ((0x10000 + rng.below(0x40000)) << 12) + rng.below(4096)
         }
-        let w = MachinePageWalker(memory: mem)
+        let w = PageTableWalker(memory: mem)
         var ok = 0
-        let (_, vT) = time { for va in addrs { if (try? w.translate(KVAddr(va), root: view.root)) != nil { ok += 1 } } }
+        let (_, vT) = time { for va in addrs { if (try? w.translate(va, root: view.root, form: .x86_64)) != nil { ok += 1 } } }
         print(String(format: "vtop: %d translations in %.3f s = %.2f M/s (target ≥ 1 M/s); %d mapped; %d table pages read", n, vT, Double(n) / vT / 1e6, ok, w.tableReads))
     }
 }

@@ -1,0 +1,113 @@
+// What every dump container gives the layers above: machine memory as segments, the ELF notes
+// it carries, the page-table roots it records, and a line that says what it is. The ELF vmcore
+// and the xl dump-core are one type each; the kdump-compressed and flattened formats of
+// makedumpfile are the next two. Nothing above this file switches on the container.
+import Foundation
+import P2MFormat
+
+public enum DumpKind: String, Sendable, Codable {
+    case kdumpELF = "ELF kdump vmcore"
+    case xenDumpCore = "xl dump-core"
+}
+
+/// A page-table root a dump records (Xen's crash regs, an xl dump's vcpu context, …).
+public struct RecordedRoot: Sendable {
+    public var cr3: UInt64
+    public var source: String
+    public init(cr3: UInt64, source: String) { self.cr3 = cr3; self.source = source }
+}
+
+public protocol DumpContainer: AnyObject, NoteCarrier {
+    var path: String { get }
+    var kind: DumpKind { get }
+    var fileSize: UInt64 { get }
+    var notes: [ElfNote] { get }
+    var memory: MachineMemoryMap { get }
+    /// Page-table roots recorded in the dump, in the order they should be tried.
+    func recordedRoots() throws -> [RecordedRoot]
+    /// One line for `info`: "3 PT_LOAD segments", "5 sections".
+    var layoutDescription: String { get }
+    /// The ELF file underneath (the injector writes ELF containers only).
+    var elf: DumpFile { get }
+}
+
+/// Notes every container interprets the same way.
+public protocol NoteCarrier {
+    var path: String { get }
+    var notes: [ElfNote] { get }
+}
+
+extension DumpFile: NoteCarrier {}
+
+extension NoteCarrier {
+    public var p2mNotes: [ElfNote] { notes.filter { $0.name == P2MNote.ownerName && $0.type == P2MNote.noteType } }
+
+    /// The one p2mnote note, or nil; several → error.
+    public func p2mNote() throws -> ElfNote? {
+        let n = p2mNotes
+        guard n.count <= 1 else { throw DumpError(path, offset: n[1].fileOffset, "\(n.count) p2mnote notes; a dump must carry at most one") }
+        return n.first
+    }
+
+    public var crashInfo: XenCrashInfo? { notes.first { $0.name == "Xen" && $0.type == 0x100_0001 }.flatMap { XenCrashInfo($0.desc) } }
+    public var crashRegs: [XenCrashRegs] { notes.filter { $0.name == "Xen" && $0.type == 0x100_0002 }.compactMap { XenCrashRegs($0.desc) } }
+    public var vmcoreInfo: VMCoreInfo? { notes.first { $0.name == "VMCOREINFO" }.map { VMCoreInfo($0.desc) } }
+    public var vmcoreInfoXen: VMCoreInfo? { notes.first { $0.name == "VMCOREINFO_XEN" }.map { VMCoreInfo($0.desc) } }
+}
+
+/// Open any dump this toolkit reads. The first bytes decide; a file that is no dump gets a
+/// message saying what it looks like instead, never a guess.
+public func openDump(path: String) throws -> DumpContainer {
+    let f = try OpenFile(path: path)
+    let head = try f.read(offset: 0, count: Int(min(f.size, 64)))
+    switch DumpSniffer.identify(head) {
+    case .elf:
+        let d = try DumpFile.open(path: path)
+        switch d.kind {
+        case .kdumpELF: return try ELFVmcore(d)
+        case .xenDumpCore: return try XLDumpCore(d)
+        }
+    case let other:
+        throw DumpError(path, offset: 0, "not a dump this version reads: found \(other.description)")
+    }
+}
+
+/// What a file's first bytes say it is.
+public enum DumpSniffer {
+    public enum Finding: Equatable, CustomStringConvertible {
+        case elf
+        case kdumpCompressed(String)
+        case flattened
+        case p2mNote
+        case compressed(String)
+        case empty
+        case unknown([UInt8])
+        public var description: String {
+            switch self {
+            case .elf: return "an ELF file"
+            case .kdumpCompressed(let sig): return "a kdump-compressed file (makedumpfile -c/-l/-p/-z, signature \"\(sig)\"), which this version cannot read yet"
+            case .flattened: return "a makedumpfile flattened file (-F); this version cannot read it yet (`makedumpfile -R` turns it into a kdump-compressed file)"
+            case .p2mNote: return "a p2mnote note file (made by p2m-emit), not a dump"
+            case .compressed(let w): return "a \(w)-compressed file; decompress it first"
+            case .empty: return "an empty file"
+            case .unknown(let b): return "the bytes \(b.prefix(8).map { String(format: "%02x", $0) }.joined(separator: " ")) (no known dump magic)"
+            }
+        }
+    }
+
+    public static func identify(_ b: [UInt8]) -> Finding {
+        if b.isEmpty { return .empty }
+        if b.starts(with: [0x7f, 0x45, 0x4c, 0x46]) { return .elf }
+        if b.starts(with: Array("KDUMP   ".utf8)) { return .kdumpCompressed("KDUMP   ") }
+        if b.starts(with: Array("DISKDUMP".utf8)) { return .kdumpCompressed("DISKDUMP") }
+        if b.starts(with: Array("makedumpfile".utf8)) { return .flattened }
+        if b.count >= 24, b[0] == 11, b[1] == 0, b[2] == 0, b[3] == 0, b[8...11].elementsEqual([0x4e, 0x4d, 0x32, 0x50]),
+           b[12..<22].elementsEqual(Array("P2MNOTE-PV".utf8)) { return .p2mNote }
+        if b.starts(with: [0x1f, 0x8b]) { return .compressed("gzip") }
+        if b.starts(with: [0x28, 0xb5, 0x2f, 0xfd]) { return .compressed("zstd") }
+        if b.starts(with: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]) { return .compressed("xz") }
+        if b.starts(with: [0x04, 0x22, 0x4d, 0x18]) { return .compressed("lz4") }
+        if b.starts(with: [0x42, 0x5a, 0x68]) { return .compressed("bzip2") }
+        return .unknown(b)
+    }
+}

@@ -1,0 +1,33 @@
+// An ELF kdump vmcore (/proc/vmcore, makedumpfile -E, Xen's crash path): PT_LOAD segments of
+// machine memory. In a Xen dom0 dump p_paddr is the machine address (kexec-tools writes
+// machine ranges); p_vaddr is a placeholder and means nothing.
+import P2MFormat
+
+public final class ELFVmcore: DumpContainer {
+    public let elf: DumpFile
+    public let memory: MachineMemoryMap
+    public var path: String { elf.path }
+    public var kind: DumpKind { .kdumpELF }
+    public var fileSize: UInt64 { elf.fileSize }
+    public var notes: [ElfNote] { elf.notes }
+    public var layoutDescription: String { "\(elf.loads.count) PT_LOAD segments" }
+
+    public init(_ d: DumpFile) throws {
+        precondition(d.kind == .kdumpELF)
+        elf = d
+        let file = d.file
+        memory = try MachineMemoryMap(path: d.path, segments: d.loads.map { l in
+            MemorySegment(start: l.paddr, length: l.memsz, origin: "PT_LOAD \(l.index)") { off, buf in
+                // Beyond p_filesz a segment reads as zeros, as crash and /proc/vmcore do.
+                let inFile = off < l.filesz ? Int(min(UInt64(buf.count), l.filesz - off)) : 0
+                if inFile > 0 { try file.read(offset: l.offset + off, into: UnsafeMutableRawBufferPointer(rebasing: buf[0..<inFile])) }
+                if inFile < buf.count { UnsafeMutableRawBufferPointer(rebasing: buf[inFile...]).initializeMemory(as: UInt8.self, repeating: 0) }
+            }
+        })
+    }
+
+    /// Xen's per-CPU crash regs; CPU 0 first.
+    public func recordedRoots() throws -> [RecordedRoot] {
+        elf.crashRegs.enumerated().map { RecordedRoot(cr3: $0.element.cr3, source: "Xen crash regs of CPU \($0.offset)") }
+    }
+}

@@ -1,0 +1,97 @@
+// An `xl dump-core` file (libxc's xc_domain_dumpcore): section headers only; `.xen_pages` holds
+// the guest's pages in the order of `.xen_p2m`'s (pfn, mfn) pairs. Machine reads go through the
+// dump's own mfn → page index (what libxc recorded), never through a p2m we would translate.
+// Each run of pages contiguous both in mfn and in file order is one memory segment.
+import P2MFormat
+
+public final class XLDumpCore: DumpContainer {
+    public let elf: DumpFile
+    public let memory: MachineMemoryMap
+    public let pagesSection: Section
+    /// (pfn, mfn) of page i, in file order (libxc's INVALID padding pairs dropped).
+    public let pairs: [(pfn: UInt64, mfn: UInt64)]
+    public var path: String { elf.path }
+    public var kind: DumpKind { .xenDumpCore }
+    public var fileSize: UInt64 { elf.fileSize }
+    public var notes: [ElfNote] { elf.notes }
+    public var layoutDescription: String { "\(elf.sections.count) sections, \(pairs.count) pages" }
+
+    public init(_ d: DumpFile) throws {
+        precondition(d.kind == .xenDumpCore)
+        elf = d
+        func one(_ name: String) throws -> Section? {
+            let s = d.sections.filter { $0.name == name }
+            guard s.count <= 1 else { throw DumpError(d.path, offset: s[1].offset, "\(s.count) \(name) sections; an xl dump-core has one") }
+            return s.first
+        }
+        guard let pages = try one(".xen_pages") else { throw DumpError(d.path, "no .xen_pages section") }
+        guard let p2m = try one(".xen_p2m") else {
+            throw DumpError(d.path, d.section(named: ".xen_pfn") != nil ? "an auto-translated (HVM) guest: .xen_pfn instead of .xen_p2m" : "no .xen_p2m section")
+        }
+        guard pages.type != 8, p2m.type != 8 else { throw DumpError(d.path, ".xen_pages or .xen_p2m is SHT_NOBITS: it holds no data") }
+        guard p2m.size % 16 == 0 else { throw DumpError(d.path, offset: p2m.offset, ".xen_p2m size \(p2m.size) is not a multiple of 16") }
+        guard pages.size % 4096 == 0 else { throw DumpError(d.path, offset: pages.offset, ".xen_pages size \(pages.size) is not a multiple of 4096") }
+        let n = p2m.size / 16
+        guard n <= pages.size / 4096 else {
+            throw DumpError(d.path, offset: pages.offset, ".xen_pages holds \(pages.size / 4096) pages, .xen_p2m lists \(n)")
+        }
+        guard n <= 1 << 36 else { throw DumpError(d.path, offset: p2m.offset, ".xen_p2m lists \(n) pages: implausible") }
+        pagesSection = pages
+        let raw = try d.file.read(offset: p2m.offset, count: Int(p2m.size))
+        var pr: [(pfn: UInt64, mfn: UInt64)] = []
+        pr.reserveCapacity(Int(n))
+        raw.withUnsafeBytes { b in
+            for i in 0..<Int(n) {
+                let pfn = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 16 * i, as: UInt64.self))
+                let mfn = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 16 * i + 8, as: UInt64.self))
+                pr.append((pfn, mfn))
+            }
+        }
+        pairs = pr.filter { !($0.pfn == .max && $0.mfn == .max) }
+        // Machine segments: runs of consecutive mfns at consecutive page indices. A pair whose
+        // mfn is INVALID or past 2^52 names no machine page (the page stays readable by pfn).
+        var segs: [MemorySegment] = []
+        let file = d.file
+        let base = pages.offset
+        var i = 0
+        let ordered = pr.enumerated().filter { $0.element.mfn < 1 << 40 && !($0.element.pfn == .max && $0.element.mfn == .max) }
+        var byMfn = ordered.map { (index: UInt64($0.offset), mfn: $0.element.mfn) }
+        byMfn.sort { $0.mfn < $1.mfn }
+        while i < byMfn.count {
+            var j = i + 1
+            while j < byMfn.count, byMfn[j].mfn == byMfn[j - 1].mfn + 1, byMfn[j].index == byMfn[j - 1].index + 1 { j += 1 }
+            if j < byMfn.count, byMfn[j].mfn == byMfn[j - 1].mfn {
+                throw DumpError(d.path, offset: p2m.offset + byMfn[j].index * 16, "mfn 0x\(String(byMfn[j].mfn, radix: 16)) is listed twice in .xen_p2m")
+            }
+            let first = byMfn[i].index
+            let fileStart = base + first * 4096
+            segs.append(MemorySegment(start: byMfn[i].mfn << 12, length: UInt64(j - i) << 12, origin: ".xen_pages from page \(first)") { off, buf in
+                try file.read(offset: fileStart + off, into: buf)
+            })
+            i = j
+        }
+        memory = try MachineMemoryMap(path: d.path, segments: segs)
+    }
+
+    /// `.xen_prstatus` vcpu 0's ctrlreg[3] (vcpu_guest_context_x86_64: ctrlreg at 4984), then
+    /// shared info's p2m_cr3.
+    public func recordedRoots() throws -> [RecordedRoot] {
+        var r: [RecordedRoot] = []
+        if let c = try vcpu0CR3(), c != 0 { r.append(RecordedRoot(cr3: c, source: ".xen_prstatus vcpu 0 ctrlreg[3]")) }
+        if let s = try sharedInfoArch(), s.p2mCR3 != 0 { r.append(RecordedRoot(cr3: s.p2mCR3, source: ".xen_shared_info p2m_cr3")) }
+        return r
+    }
+
+    /// Shared info arch fields (formats.md §1.5).
+    public func sharedInfoArch() throws -> (maxPfn: UInt64, fll: UInt64, p2mCR3: UInt64, p2mVAddr: UInt64)? {
+        guard let s = elf.section(named: ".xen_shared_info"), s.type != 8, s.size >= 0xC40 else { return nil }
+        let b = try elf.file.read(offset: s.offset + 0xC10, count: 0x30)
+        return (le64(b, 0) ?? 0, le64(b, 8) ?? .max, le64(b, 0x18) ?? 0, le64(b, 0x20) ?? 0)
+    }
+
+    public func vcpu0CR3() throws -> UInt64? {
+        guard let s = elf.section(named: ".xen_prstatus"), s.type != 8, s.size >= 5016 else { return nil }
+        let b = try elf.file.read(offset: s.offset + 5008, count: 8)
+        return le64(b, 0)
+    }
+}

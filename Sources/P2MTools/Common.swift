@@ -1,0 +1,124 @@
+// What every command shares: the version, number parsing, output files, errors, JSON.
+import ArgumentParser
+import DumpIO
+import Foundation
+import P2MFormat
+import Translation
+
+public let p2mnoteVersion = "p2mnote 0.2.0 (note format 1.0)"
+
+/// Addresses, pfns and mfns are hexadecimal, with or without 0x, as crash reads them.
+func parseHexArg(_ s: String) -> UInt64? {
+    let t = s.hasPrefix("0x") || s.hasPrefix("0X") ? String(s.dropFirst(2)) : s
+    guard !t.isEmpty, t.count <= 16 else { return nil }
+    return UInt64(t, radix: 16)
+}
+
+/// Counts are decimal (or 0x-hex).
+func parseCountArg(_ s: String) -> UInt64? {
+    s.hasPrefix("0x") || s.hasPrefix("0X") ? UInt64(s.dropFirst(2), radix: 16) : UInt64(s)
+}
+
+struct HexNumber: ExpressibleByArgument {
+    let value: UInt64
+    init?(argument: String) { guard let v = parseHexArg(argument) else { return nil }; value = v }
+    static var defaultCompletionKind: CompletionKind { .default }
+}
+
+func warn(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+
+let jsonEncoder: JSONEncoder = {
+    let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]; return e
+}()
+let jsonLineEncoder: JSONEncoder = {
+    let e = JSONEncoder(); e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]; return e
+}()
+
+func printJSON<T: Encodable>(_ v: T, lines: Bool = false) throws {
+    print(String(decoding: try (lines ? jsonLineEncoder : jsonEncoder).encode(v), as: UTF8.self))
+}
+
+/// An error as JSON on stderr (Spec/json.md, "error").
+public struct ErrorJSON: Codable {
+    public var error: String
+    public var tool: String
+    public var file: String?
+    public var offset: Hex64?
+    public var command: String?
+    init(_ e: Error, tool: String, command: String? = nil) {
+        error = "\(e)"; self.tool = tool; self.command = command
+        if let d = e as? DumpError { file = d.file; offset = d.offset.map(Hex64.init); error = d.message }
+    }
+}
+
+/// Run `body`; with --json, an error goes to stderr as one JSON object, and the exit status is 1.
+func reportingErrors(json: Bool, tool: String, _ body: () throws -> Void) throws {
+    do { try body() } catch let e as ExitCode { throw e } catch let e as ValidationError { throw e } catch let e as CleanExit { throw e } catch {
+        if json {
+            warn(String(decoding: (try? jsonLineEncoder.encode(ErrorJSON(error, tool: tool))) ?? Data("{}".utf8), as: UTF8.self))
+        } else {
+            warn("\(tool): error: \(error)")
+        }
+        throw ExitCode(1)
+    }
+}
+
+/// Output files: never overwritten silently, never left half-written.
+enum OutputFile {
+    /// Refuse before doing any work: a directory, an existing file without --force, a
+    /// directory that cannot be written (with the hint to use -o).
+    static func checkWritable(_ path: String, force: Bool, hintFor input: String? = nil) throws {
+        var st = stat()
+        if stat(path, &st) == 0 {
+            if (st.st_mode & S_IFMT) == S_IFDIR { throw DumpError(path, "is a directory; give the output file with -o") }
+            if !force { throw DumpError(path, "exists already; pass --force to overwrite it") }
+        }
+        let dir = (path as NSString).deletingLastPathComponent
+        if access(dir.isEmpty ? "." : dir, W_OK) != 0 {
+            throw DumpError(path, "cannot write in \(dir.isEmpty ? "." : dir) (\(String(cString: strerror(errno))))\(input != nil ? "; use -o to write the note elsewhere" : "")")
+        }
+    }
+
+    /// Write via a temporary file in the same directory, fsync, rename: a failed write leaves
+    /// nothing behind and never a partial file under the final name.
+    static func write(_ bytes: [UInt8], to path: String, force: Bool) throws {
+        let tmp = path + ".tmp-\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw DumpError(tmp, "cannot create: \(String(cString: strerror(errno)))") }
+        var ok = false
+        defer { if !ok { unlink(tmp) } }
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress! + done, bytes.count - done) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { let e = errno; close(fd); throw DumpError(path, "write failed: \(String(cString: strerror(e)))") }
+            done += n
+        }
+        guard fsync(fd) == 0 else { let e = errno; close(fd); throw DumpError(path, "fsync failed: \(String(cString: strerror(e)))") }
+        close(fd)
+        if !force, access(path, F_OK) == 0 { throw DumpError(path, "appeared while the note was being written; not overwritten") }
+        guard rename(tmp, path) == 0 else { throw DumpError(path, "cannot rename the finished file into place: \(String(cString: strerror(errno)))") }
+        ok = true
+    }
+}
+
+/// The text form of a cross-check (the JSON form is the report itself).
+enum CrossCheckText {
+    static func render(_ c: CrossCheckReport, subject: String = "note") -> String {
+        var t = ""
+        for s in c.comparisons {
+            let label = (s.source + ":").padding(toLength: 13, withPad: " ", startingAt: 0)
+            if let e = s.error { t += "\(label)unreadable: \(e)\n"; continue }
+            let cover = "\(subject) covers \(s.mapEntries) pfns, \(s.source) \(s.sourceEntries)\(s.sparse ? " (listed pfns only)" : ""); compared \(s.compared)"
+            if s.differences == 0 {
+                t += "\(label)agrees (\(cover)\(s.identityBlind ? "; identity not told from missing there" : ""))\n"
+            } else {
+                t += "\(label)DIFFERS in \(s.differences) entries (\(cover))\n"
+                for d in s.first { t += "             pfn \(d.pfn): \(subject) \(P2MEntry(raw: d.expected.value)), \(s.source) \(P2MEntry(raw: d.found.value))\n" }
+            }
+            t += "             \(s.location)\n"
+        }
+        for u in c.unavailable { t += (u.source + ":").padding(toLength: 13, withPad: " ", startingAt: 0) + "not compared: \(u.reason)\n" }
+        return t
+    }
+}

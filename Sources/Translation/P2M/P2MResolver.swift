@@ -1,0 +1,303 @@
+// Every place a guest's p2m can be found in a dump, as one ordered list of sources, and the
+// one cross-checker that the emitter, the injector, `info` and `check` all call.
+//
+// Sources, in the order a reader should trust them:
+//   note          the p2mnote note (this format)
+//   linear list   xen_p2m_addr through the guest's own page tables (knows identity pages)
+//   frame tree    Xen's frame-list tree (crash info or --p2m-mfn): identity reads as missing
+//   .xen_p2m      an xl dump-core's (pfn, mfn) pairs: lists present pages only
+import DumpIO
+import Foundation
+import P2MFormat
+
+/// What a source can say.
+public struct P2MCoverage: Sendable, Codable {
+    /// Entries from pfn 0.
+    public var entries: UInt64
+    /// Whether it tells identity pages from missing ones.
+    public var knowsIdentity: Bool
+    /// Whether only listed pfns are known (unlisted ones: no word either way).
+    public var sparse: Bool
+}
+
+public protocol P2MTableSource: AnyObject {
+    /// Stable name: "note", "linear-list", "frame-tree", "xen-p2m".
+    var name: String { get }
+    /// Where it was found, for people.
+    var location: String { get }
+    var coverage: P2MCoverage { get }
+    /// The source code a note made from it records.
+    var sourceCode: P2MSource { get }
+    func stream(into sink: P2MSink, progress: ((UInt64, UInt64) -> Void)?) throws
+}
+
+extension P2MTableSource {
+    /// The table as a lookup map.
+    public func map() throws -> P2MMap {
+        let s = MapSink()
+        try stream(into: s, progress: nil)
+        return s.finish()
+    }
+}
+
+public final class NoteSource: P2MTableSource {
+    public let note: ElfNote
+    public let decoded: DecodedP2MNote
+    public init(note: ElfNote, decoded: DecodedP2MNote) { self.note = note; self.decoded = decoded }
+    public var name: String { "note" }
+    public var location: String { "p2mnote note at file offset 0x\(String(note.fileOffset, radix: 16))" }
+    public var coverage: P2MCoverage { P2MCoverage(entries: decoded.header.nrPfns, knowsIdentity: decoded.header.identityKnown, sparse: false) }
+    public var sourceCode: P2MSource { decoded.header.source ?? .unknown }
+    public func stream(into sink: P2MSink, progress: ((UInt64, UInt64) -> Void)?) throws {
+        let m = decoded.map
+        var err: Error?
+        var buf: [UInt64] = []
+        m.forEachSegment(from: 0, count: m.nrPfns) { start, len, first, step, lits in
+            guard err == nil else { return }
+            do {
+                if let l = lits { buf = Array(l); try buf.withUnsafeBufferPointer { try sink.entries($0) }; return }
+                if first == .max && step == 0 { try sink.invalid(len); return }
+                if step == 1 && first == start | P2MEntry.identityBit { try sink.identity(len); return }
+                var off: UInt64 = 0
+                while off < len {
+                    let n = Int(min(4096, len - off))
+                    buf = (0..<n).map { first &+ step &* (off + UInt64($0)) }
+                    try buf.withUnsafeBufferPointer { try sink.entries($0) }
+                    off += UInt64(n)
+                }
+            } catch { err = error }
+        }
+        if let e = err { throw e }
+    }
+}
+
+public final class LinearListSource: P2MTableSource {
+    public let kernel: GuestKernel
+    public let list: P2MListLocation
+    public let vaddr: KVAddr
+    public let shared: SharedP2MFrames
+    public let sourceCode: P2MSource
+    public init(kernel: GuestKernel) throws {
+        self.kernel = kernel
+        let (va, size) = try kernel.linearList()
+        vaddr = va
+        shared = try kernel.sharedFrames()
+        list = .linearList(root: kernel.root, vaddr: va, size: size)
+        sourceCode = kernel.dump.kind == .xenDumpCore ? .xlPagesLinear : .linearList
+    }
+    public var name: String { "linear-list" }
+    public var location: String { "linear list at \(vaddr) read through cr3 \(kernel.root) (\(kernel.rootSource))" }
+    public var coverage: P2MCoverage { P2MCoverage(entries: list.size, knowsIdentity: shared.identityKnown, sparse: false) }
+    public func stream(into sink: P2MSink, progress: ((UInt64, UInt64) -> Void)?) throws {
+        try ListReader.read(list, walker: kernel.walker, shared: shared, sink: sink, progress: progress)
+    }
+}
+
+public final class FrameTreeSource: P2MTableSource {
+    public let fll: MFN
+    public let list: P2MListLocation
+    public let walker: PageTableWalker
+    public let shared: SharedP2MFrames
+    public let origin: String
+    public init(fll: MFN, size: UInt64, walker: PageTableWalker, shared: SharedP2MFrames, origin: String) throws {
+        self.fll = fll; self.walker = walker; self.origin = origin
+        // The tree cannot tell identity pages (a PMD's worth of them is named by
+        // p2m_mid_missing_mfn, i.e. p2m_missing): only the missing frames are used.
+        self.shared = SharedP2MFrames(missing: shared.missing, midMissing: shared.midMissing)
+        list = try .frameTree(fll: fll, size: size)
+    }
+    public var name: String { "frame-tree" }
+    public var location: String { "frame-list tree at mfn \(fll) (\(origin))" }
+    public var coverage: P2MCoverage { P2MCoverage(entries: list.size, knowsIdentity: false, sparse: false) }
+    public var sourceCode: P2MSource { .frameListTree }
+    public func stream(into sink: P2MSink, progress: ((UInt64, UInt64) -> Void)?) throws {
+        try ListReader.read(list, walker: walker, shared: shared, sink: sink, progress: progress)
+    }
+}
+
+public final class XenP2MSectionSource: P2MTableSource {
+    public let core: XLDumpCore
+    public let size: UInt64
+    private let sorted: [(pfn: UInt64, mfn: UInt64)]
+    public init(core: XLDumpCore) throws {
+        self.core = core
+        sorted = core.pairs.sorted { $0.pfn < $1.pfn }
+        for k in sorted.indices.dropFirst() where sorted[k].pfn == sorted[k - 1].pfn {
+            throw DumpError(core.path, "pfn 0x\(String(sorted[k].pfn, radix: 16)) appears twice in .xen_p2m")
+        }
+        guard let last = sorted.last, last.pfn < 1 << 40 else {
+            throw DumpError(core.path, sorted.isEmpty ? ".xen_p2m lists no pages" : ".xen_p2m lists pfn 0x\(String(sorted.last!.pfn, radix: 16)), beyond 2^40")
+        }
+        var s = last.pfn + 1
+        if let si = try core.sharedInfoArch(), si.maxPfn > s, si.maxPfn <= 1 << 40 { s = si.maxPfn }
+        size = s
+    }
+    public var name: String { "xen-p2m" }
+    public var location: String { ".xen_p2m section (\(sorted.count) pairs)" }
+    public var coverage: P2MCoverage { P2MCoverage(entries: size, knowsIdentity: false, sparse: true) }
+    public var sourceCode: P2MSource { .xlP2M }
+    public func stream(into sink: P2MSink, progress: ((UInt64, UInt64) -> Void)?) throws {
+        var next: UInt64 = 0
+        var batch: [UInt64] = []
+        batch.reserveCapacity(4096)
+        func flush() throws { if !batch.isEmpty { try batch.withUnsafeBufferPointer { try sink.entries($0) }; batch.removeAll(keepingCapacity: true) } }
+        for (pfn, mfn) in sorted where pfn < size {
+            if pfn > next { try flush(); try sink.unknown(pfn - next) }
+            batch.append(mfn)
+            if batch.count == 4096 { try flush() }
+            next = pfn + 1
+        }
+        try flush()
+        if next < size { try sink.unknown(size - next) }
+    }
+}
+
+// MARK: the resolver
+
+public struct P2MResolverOptions: Sendable {
+    public var cr3: UInt64?
+    public var p2mMFN: UInt64?
+    public var useNote = true
+    public init() {}
+}
+
+/// A source that could not be used, and why.
+public struct UnavailableSource: Sendable, Codable {
+    public var source: String
+    public var reason: String
+}
+
+/// One source compared with a map over what both cover.
+public struct SourceComparison: Sendable, Codable {
+    public var source: String
+    public var location: String
+    public var sourceEntries: UInt64
+    public var mapEntries: UInt64
+    public var compared: UInt64
+    public var differences: UInt64
+    public var first: [P2MDifference]
+    public var identityBlind: Bool
+    public var sparse: Bool
+    public var error: String?
+    public var agrees: Bool { error == nil && differences == 0 }
+}
+
+public struct CrossCheckReport: Sendable, Codable {
+    public var comparisons: [SourceComparison]
+    public var unavailable: [UnavailableSource]
+    public var agrees: Bool { comparisons.allSatisfy(\.agrees) }
+    /// Whether any independent source was compared at all.
+    public var compared: Bool { !comparisons.isEmpty }
+}
+
+public final class P2MResolver {
+    public let dump: DumpContainer
+    public let symbols: SymbolTable
+    public let options: P2MResolverOptions
+    public let walker: PageTableWalker
+    private var kernelResult: Result<GuestKernel, Error>?
+    private var noteResult: Result<NoteSource?, Error>?
+    public private(set) var unavailable: [UnavailableSource] = []
+
+    public init(dump: DumpContainer, symbols: SymbolTable, options: P2MResolverOptions = .init()) {
+        self.dump = dump; self.symbols = symbols; self.options = options
+        walker = PageTableWalker(memory: dump.memory)
+    }
+
+    /// The guest kernel (its page-table root found once).
+    public func kernel() throws -> GuestKernel {
+        if let r = kernelResult { return try r.get() }
+        let r = Result { try GuestKernel(dump: dump, symbols: symbols, walker: walker, cr3: options.cr3) }
+        kernelResult = r
+        return try r.get()
+    }
+
+    /// The dump's p2mnote note, decoded (nil: none; a bad note is an error).
+    public func note() throws -> NoteSource? {
+        if let r = noteResult { return try r.get() }
+        let r = Result { () -> NoteSource? in
+            guard let n = try dump.p2mNote() else { return nil }
+            return NoteSource(note: n, decoded: try P2MNote.decode(descriptor: n.desc))
+        }
+        noteResult = r
+        return try r.get()
+    }
+
+    private func record(_ name: String, _ reason: String) {
+        if !unavailable.contains(where: { $0.source == name }) { unavailable.append(UnavailableSource(source: name, reason: reason)) }
+    }
+
+    public func linearList() -> LinearListSource? {
+        guard symbols.address("xen_p2m_addr") != nil else {
+            record("linear-list", "no xen_p2m_addr symbol (pass --system-map or --vmlinux)"); return nil
+        }
+        do { return try LinearListSource(kernel: try kernel()) } catch { record("linear-list", "\(error)"); return nil }
+    }
+
+    /// The frame-list-list root: --p2m-mfn, else Xen's crash info (dom0), else an xl dump's shared info.
+    public var frameListRoot: (mfn: MFN, origin: String)? {
+        if let m = options.p2mMFN { return (MFN(m), "--p2m-mfn") }
+        if let c = dump.crashInfo?.frameListListMFN { return (c, "Xen crash info") }
+        if let x = dump as? XLDumpCore, let s = try? x.sharedInfoArch(), s.fll != 0, s.fll != .max, s.fll < 1 << 40 {
+            return (MFN(s.fll), ".xen_shared_info pfn_to_mfn_frame_list_list")
+        }
+        return nil
+    }
+
+    public func frameTree() -> FrameTreeSource? {
+        guard let (fll, origin) = frameListRoot else {
+            record("frame-tree", "no frame-list-list root (no Xen crash info, no --p2m-mfn)"); return nil
+        }
+        // Size and shared frames from the kernel where its symbols are known; else 2^27.
+        var size: UInt64 = 1 << 27
+        var shared = SharedP2MFrames()
+        if symbols.address("xen_p2m_size") != nil, let k = try? kernel() {
+            if let s = try? k.readU64(symbol: "xen_p2m_size"), s > 0 { size = min(s, 1 << 27) }
+            if let s = try? k.sharedFrames() { shared = s }
+        }
+        do { return try FrameTreeSource(fll: fll, size: size, walker: walker, shared: shared, origin: origin) }
+        catch { record("frame-tree", "\(error)"); return nil }
+    }
+
+    public func xenP2M() -> XenP2MSectionSource? {
+        guard let x = dump as? XLDumpCore else { return nil }
+        do { return try XenP2MSectionSource(core: x) } catch { record("xen-p2m", "\(error)"); return nil }
+    }
+
+    /// The dump's own tables (everything but the note), most trusted first.
+    public func dumpSources() -> [P2MTableSource] {
+        var s: [P2MTableSource] = []
+        if let l = linearList() { s.append(l) }
+        if let t = frameTree() { s.append(t) }
+        if let x = xenP2M() { s.append(x) }
+        return s
+    }
+
+    /// The p2m to use: the note first (unless disabled), else the dump's own tables in order.
+    public func resolve() throws -> (map: P2MMap, source: P2MTableSource) {
+        if options.useNote {
+            if let n = try note() { return (n.decoded.map, n) }
+            record("note", "the dump carries no p2mnote note")
+        } else { record("note", "disabled (--no-note)") }
+        for s in dumpSources() {
+            do { return (try s.map(), s) } catch { record(s.name, "\(error)") }
+        }
+        throw TranslationError("\(dump.path): no p2m source: " + unavailable.map { "\($0.source): \($0.reason)" }.joined(separator: "; "))
+    }
+
+    /// Compare `map` with every source of the dump except `skip`, each over the pfns both cover.
+    public func crossCheck(_ map: P2MMap, identityKnown: Bool, skip: String? = nil) -> CrossCheckReport {
+        var out: [SourceComparison] = []
+        for s in dumpSources() where s.name != skip {
+            let cov = s.coverage
+            let blind = !cov.knowsIdentity || !identityKnown
+            let c = CompareSink(map: map, identityBlind: blind)
+            var err: String? = nil
+            do { try s.stream(into: c, progress: nil) } catch { err = "\(error)" }
+            out.append(SourceComparison(source: s.name, location: s.location, sourceEntries: cov.entries, mapEntries: map.nrPfns,
+                                        compared: c.compared, differences: c.differenceCount, first: c.differences,
+                                        identityBlind: blind, sparse: cov.sparse, error: err))
+        }
+        return CrossCheckReport(comparisons: out, unavailable: unavailable.filter { $0.source != "note" })
+    }
+}
