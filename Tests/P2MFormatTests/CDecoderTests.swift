@@ -46,13 +46,54 @@ import TestSupport
         var seen = [Int: Int]()
         for name in names {
             let note = [UInt8](try Data(contentsOf: vectorsDir.appendingPathComponent(name + ".note")))
-            for k in 0..<60 {
-                var m = note
-                for _ in 0..<Int(rng.below(3)) + 1 {
-                    let i = Int(rng.below(UInt64(m.count)))
-                    m[i] = rng.below(3) == 0 ? UInt8(truncatingIfNeeded: rng.next()) : m[i] ^ (1 << UInt8(rng.below(8)))
+            let desc = try P2MNote.descriptor(fromElfNote: note)
+            let good = try P2MNote.decode(descriptor: desc)
+            let h = good.header
+            let frameValues = good.listFrames.map(entriesOf) ?? []
+            let payload = try desc.withUnsafeBytes {
+                try LZ4Frame.decompress(UnsafeRawBufferPointer(rebasing: $0[Int(h.headerSize)...]), expected: Int(h.decodedSize))
+            }
+            func flip(_ b: inout [UInt8], _ range: Range<Int>) {
+                let i = range.lowerBound + Int(rng.below(UInt64(range.count)))
+                b[i] = rng.below(3) == 0 ? UInt8(truncatingIfNeeded: rng.next()) : b[i] ^ (1 << UInt8(rng.below(8)))
+            }
+            func withChecksum(_ d: [UInt8]) -> [UInt8] {
+                var d = d
+                for i in 0x98..<0xA0 { d[i] = 0 }
+                let sum = XXH64.hash(Array(d[0..<160]))
+                for i in 0..<8 { d[0x98 + i] = UInt8(truncatingIfNeeded: sum >> (8 * UInt64(i))) }
+                return d
+            }
+            for k in 0..<120 {
+                var m: [UInt8]
+                switch k % 4 {
+                case 3:   // the shared-page fields (rule 16): a listed frame, the other field, or noise
+                    var d = desc
+                    let off = rng.below(2) == 0 ? 0x80 : 0x88, other = off == 0x80 ? 0x88 : 0x80
+                    var v = rng.below(1 << 20)
+                    switch rng.below(3) {
+                    case 0 where !frameValues.isEmpty: v = frameValues[Int(rng.below(UInt64(frameValues.count)))]
+                    case 1: v = d.withUnsafeBytes { loadLE($0, other, 8) }
+                    default: break
+                    }
+                    for i in 0..<8 { d[off + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(i))) }
+                    m = P2MNote.elfNote(descriptor: withChecksum(d))
+                case 0:   // anywhere in the note, checksum left stale
+                    m = note
+                    for _ in 0..<Int(rng.below(3)) + 1 { flip(&m, 0..<m.count) }
+                    if rng.below(10) == 0 { m.removeLast(Int(rng.below(UInt64(m.count)))) }
+                case 1:   // header fields, checksum fixed: rules 2-16
+                    var d = desc
+                    for _ in 0..<Int(rng.below(2)) + 1 { flip(&d, 0x08..<0x98) }
+                    m = P2MNote.elfNote(descriptor: withChecksum(d))
+                default:  // the decompressed streams, re-framed, checksum fixed: rules 14-16
+                    var p = payload
+                    for _ in 0..<Int(rng.below(2)) + 1 { flip(&p, 0..<p.count) }
+                    var hh = h
+                    let frame = try LZ4Frame.compress(p)
+                    hh.encodedSize = UInt64(frame.count)
+                    m = P2MNote.elfNote(descriptor: hh.encoded() + frame)
                 }
-                if rng.below(10) == 0 { m.removeLast(Int(rng.below(UInt64(m.count)))) }
                 let path = d + "/m.note"
                 try Data(m).write(to: URL(fileURLWithPath: path))
                 let r = try runTool([d + "/p2mdecode", path])

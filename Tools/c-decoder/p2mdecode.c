@@ -327,7 +327,7 @@ int main(int argc, char **argv) {
         canon_t fk; memset(&fk, 0, sizeof fk); xxh_init(&fk.h);
         fk.collect = &cons; fk.missing = mp; fk.identity = idp; fk.perPage = 4096 / (uint64_t)width; fk.nrPfns = nr;
         (void)decode_stream(out + mss, dec - mss, nlf, 8, 1, &fk, &frecs);
-        qsort(cons.v, cons.n, sizeof *cons.v, iv_cmp);
+        if (cons.n > 1) qsort(cons.v, cons.n, sizeof *cons.v, iv_cmp);
     }
     canon_t k; memset(&k, 0, sizeof k); xxh_init(&k.h);
     static uint64_t ents[4096];
