@@ -22,6 +22,10 @@ public struct P2MMap: Sendable {
     @usableFromInline let steps: [UInt8]      // 0 constant, 1 ascending, 2 descending, 3 literal
     @usableFromInline let literals: [UInt64]
     private let m2pIndex: M2PIndex
+    /// Identity entries, asked only when no MFN entry holds the frame: Linux's mfn_to_pfn
+    /// takes IDENTITY_FRAME as the fallback, so a dom0's identity tail (every pfn past RAM up
+    /// to 2^27) never makes a RAM frame ambiguous.
+    private let identityIndex: M2PIndex
 
     public var runCount: Int { starts.count }
 
@@ -54,7 +58,8 @@ public struct P2MMap: Sendable {
     init(nrPfns: UInt64, width: EntryWidth, starts: [UInt64], firsts: [UInt64], steps: [UInt8], literals: [UInt64]) {
         self.nrPfns = nrPfns; self.width = width
         self.starts = starts; self.firsts = firsts; self.steps = steps; self.literals = literals
-        self.m2pIndex = M2PIndex(starts: starts, firsts: firsts, steps: steps, literals: literals, nrPfns: nrPfns)
+        self.m2pIndex = M2PIndex(starts: starts, firsts: firsts, steps: steps, literals: literals, nrPfns: nrPfns, entryClass: 0)
+        self.identityIndex = M2PIndex(starts: starts, firsts: firsts, steps: steps, literals: literals, nrPfns: nrPfns, entryClass: 1)
     }
 
     /// A map straight from normalised entries (tests, small tables).
@@ -129,7 +134,11 @@ public struct P2MMap: Sendable {
     }
 
     /// m2p: which pfn holds `mfn` (MFN and IDENTITY entries; foreign frames belong to others).
-    public func m2p(_ mfn: MFN) -> M2PResult { m2pIndex.lookup(mfn.rawValue) }
+    public func m2p(_ mfn: MFN) -> M2PResult {
+        let r = m2pIndex.lookup(mfn.rawValue)
+        if case .none = r { return identityIndex.lookup(mfn.rawValue) }
+        return r
+    }
 
     /// Intervals of mfns claimed by more than one pfn.
     public var conflicts: [ClosedRange<UInt64>] { m2pIndex.conflictRanges }
@@ -211,9 +220,10 @@ struct M2PIndex: Sendable {
         overlaps.map { $0.lo...$0.hi } + main.filter { $0.mult > 1 }.map { $0.lo...$0.hi }
     }
 
-    init(starts: [UInt64], firsts: [UInt64], steps: [UInt8], literals: [UInt64], nrPfns: UInt64) {
+    /// Index the entries of one class: 0 (MFN) or 1 (IDENTITY).
+    init(starts: [UInt64], firsts: [UInt64], steps: [UInt8], literals: [UInt64], nrPfns: UInt64, entryClass wanted: UInt64) {
         var all: [Interval] = []
-        @inline(__always) func usable(_ e: UInt64) -> Bool { let c = entryClass(e); return c == 0 || c == 1 }
+        @inline(__always) func usable(_ e: UInt64) -> Bool { entryClass(e) == wanted }
         for k in 0..<starts.count {
             let end = k + 1 < starts.count ? starts[k + 1] : nrPfns
             let len = end - starts[k]
