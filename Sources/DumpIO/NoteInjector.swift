@@ -180,31 +180,41 @@ public final class NoteInjector {
         }
         notes += newBytes
         var phs = try readPhdrs(d, fd: fd)
-        var need = 64 + 56 * UInt64(phs.count) + UInt64(notes.count)
-        var moved: (from: UInt64, to: UInt64, len: UInt64)? = nil
-        if need > firstData {
-            // The PT_LOAD whose data starts at firstData gives up its head.
-            guard let k = phs.firstIndex(where: { rd4($0, 0) == 1 && rd($0, 8) == firstData }) else {
-                throw DumpError(d.path, "cannot find the PT_LOAD at 0x\(String(firstData, radix: 16))")
+        // Make room: the PT_LOAD whose data comes first gives up its head (a new PT_LOAD for
+        // the head at the end of the file), or, when it is smaller than the room needed, moves
+        // whole to the end; then the next one, until the header region fits. Any note size fits.
+        var moves: [(from: UInt64, to: UInt64, len: UInt64)] = []
+        var dest = (d.fileSize + 4095) / 4096 * 4096
+        var dataStart = firstData
+        func headerNeed() -> UInt64 { 64 + 56 * UInt64(phs.count) + UInt64(notes.count) }
+        while headerNeed() > dataStart {
+            guard let k = phs.firstIndex(where: { rd4($0, 0) == 1 && rd($0, 8) == dataStart && rd($0, 32) > 0 }) else {
+                throw DumpError(d.path, "cannot find the PT_LOAD whose data starts at 0x\(String(dataStart, radix: 16))")
             }
             let seg = phs[k]
-            need += 56
-            let headLen = ((need - firstData) + 4095) / 4096 * 4096
             let filesz = rd(seg, 32), memsz = rd(seg, 40)
-            guard filesz > headLen, memsz >= filesz else {
-                throw DumpError(d.path, "the first PT_LOAD (\(filesz) bytes) is too small to make \(headLen) bytes of room")
+            guard memsz >= filesz else { throw DumpError(d.path, "PT_LOAD \(k): p_memsz \(memsz) < p_filesz \(filesz)") }
+            let headLen = ((headerNeed() + 56 - dataStart) + 4095) / 4096 * 4096
+            if filesz > headLen {
+                var head = seg, rest = seg
+                head = set(head, 8, dest); head = set(head, 32, headLen); head = set(head, 40, headLen)
+                rest = set(rest, 8, dataStart + headLen)
+                rest = set(rest, 16, rd(seg, 16) &+ headLen); rest = set(rest, 24, rd(seg, 24) &+ headLen)
+                rest = set(rest, 32, filesz - headLen); rest = set(rest, 40, memsz - headLen)
+                phs[k] = rest
+                phs.insert(head, at: k)
+                moves.append((dataStart, dest, headLen))
+                dest += headLen
+            } else {
+                phs[k] = set(seg, 8, dest)
+                moves.append((dataStart, dest, filesz))
+                dest += (filesz + 4095) / 4096 * 4096
             }
-            let dest = (d.fileSize + 4095) / 4096 * 4096
-            var head = seg, rest = seg
-            head = set(head, 8, dest); head = set(head, 32, headLen); head = set(head, 40, headLen)
-            rest = set(rest, 8, firstData + headLen)
-            rest = set(rest, 16, rd(seg, 16) &+ headLen); rest = set(rest, 24, rd(seg, 24) &+ headLen)
-            rest = set(rest, 32, filesz - headLen); rest = set(rest, 40, memsz - headLen)
-            phs[k] = rest
-            phs.insert(head, at: k)
-            moved = (firstData, dest, headLen)
+            let rest = phs.filter { rd4($0, 0) == 1 && rd($0, 32) > 0 && rd($0, 8) >= dataStart }.map { rd($0, 8) }
+            guard let next = rest.min() else { throw DumpError(d.path, "no PT_LOAD data left to make room before") }
+            dataStart = next
         }
-        let newFirstData = firstData + (moved?.len ?? 0)
+        let newFirstData = dataStart
         let noteOff = 64 + 56 * UInt64(phs.count)
         phs[0] = set(set(set(phs[0], 8, noteOff), 32, UInt64(notes.count)), 40, UInt64(notes.count))
         var region = [UInt8](repeating: 0, count: Int(newFirstData))
@@ -214,8 +224,9 @@ public final class NoteInjector {
         region.replaceSubrange(0..<64, with: eh)
         region.replaceSubrange(64..<Int(noteOff), with: phs.flatMap { $0 })
         region.replaceSubrange(Int(noteOff)..<Int(noteOff) + notes.count, with: notes)
-        if let m = moved {
-            report.actions.append("no room before the first PT_LOAD data (slack \(firstData - noteEnd) bytes, need \(need - noteEnd + UInt64(ns.size) - UInt64(notes.count))): moved its first \(m.len) bytes to file offset 0x\(String(m.to, radix: 16)) as a new PT_LOAD; rewrote the \(newFirstData)-byte header region")
+        let movedBytes = moves.reduce(0) { $0 + $1.len }
+        if !moves.isEmpty {
+            report.actions.append("no room before the first PT_LOAD data (slack \(firstData - noteEnd) bytes; the header region needs \(headerNeed()) bytes): moved \(movedBytes) bytes of PT_LOAD data in \(moves.count) piece(s) to the end of the file; rewrote the \(newFirstData)-byte header region")
         } else {
             report.actions.append("rewrote the \(firstData)-byte header region (notes repacked)")
         }
@@ -226,16 +237,16 @@ public final class NoteInjector {
         // from the journal by the next run.
         let planned = try d.read(offset: 0, count: Int(newFirstData))
         try writeJournal(fd: fd, regions: [(0, Int(newFirstData))], fileSize: d.fileSize)
-        if let m = moved {
+        for m in moves {
             try failpoint?("copy-head")
             try copyRange(fd, from: m.from, to: m.to, count: m.len)
-            try sync(fd)
         }
+        if !moves.isEmpty { try sync(fd) }
         try failpoint?("rewrite-header")
-        try ensureUnchanged(fd, at: 0, expected: planned, size: moved.map { $0.to + $0.len } ?? d.fileSize)
+        try ensureUnchanged(fd, at: 0, expected: planned, size: moves.last.map { $0.to + $0.len } ?? d.fileSize)
         try pwriteAll(fd, path, region, at: 0)
         try sync(fd)
-        report.bytesWritten = newFirstData + (moved?.len ?? 0)
+        report.bytesWritten = newFirstData + movedBytes
         dropJournal()
     }
 

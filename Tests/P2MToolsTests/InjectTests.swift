@@ -96,7 +96,9 @@ func checkReaders(_ g: GeneratedDump, path: String, expectNote: Bool) throws {
         // Another writer touches PT_NOTE's size between our note write and our switch.
         inj.failpoint = { step in
             if step == "grow", let fh = FileHandle(forUpdatingAtPath: g.path) {
-                try fh.seek(toOffset: 64 + 40); fh.write(Data([0x90, 0x13, 0, 0]))   // p_memsz 0x1390: not what was planned on; try fh.close()
+                // p_memsz 0x1390: not what was planned on.
+                try fh.seek(toOffset: 64 + 40); fh.write(Data([0x90, 0x13, 0, 0]))
+                try fh.close()
             }
         }
         do { _ = try inj.run(action: .add, note: note); Issue.record("switched a changed dump") }

@@ -63,7 +63,11 @@ extension DumpGenerator {
         ctx.replaceSubrange(ctrlregOffset + 32..<ctrlregOffset + 40, with: u64le(cr4))
         // .xen_shared_info: arch fields at 0xC10 (formats.md §1.5). A modern domU has no tree.
         var shared = [UInt8](repeating: 0, count: 4096)
-        shared.replaceSubrange(0xC10..<0xC18, with: u64le(k.layout.nrPfns))
+        // arch.max_pfn is xen_p2m_last_pfn (arch/x86/xen/p2m.c): the initial p2m size, i.e. the
+        // guest's last populated pfn rounded up to a p2m page, not the 2^27-slot list.
+        var lastUsed: UInt64 = 0, at: UInt64 = 0
+        for s in k.layout.segments { if case .invalid = s {} else { lastUsed = at + s.count }; at += s.count }
+        shared.replaceSubrange(0xC10..<0xC18, with: u64le((lastUsed + 511) / 512 * 512))
         shared.replaceSubrange(0xC18..<0xC20, with: u64le(.max))
         shared.replaceSubrange(0xC28..<0xC30, with: u64le(pml4Mfn << 12))
         shared.replaceSubrange(0xC30..<0xC38, with: u64le(k.listVAddr))
