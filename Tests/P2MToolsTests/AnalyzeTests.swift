@@ -66,20 +66,24 @@ func session(_ g: GeneratedDump, _ edit: (inout AnalyzerOptions) -> Void = { _ i
         _ = try NoteInjector(path: g.path).run(action: .add, note: emitNote(other).note.elfNoteBytes)
         let out = try session(g).execute(["check"])
         #expect(out.exitCode == 2 && out.text.contains("DIFFERS"), "\(out.text)")
-        // A corrupted note is reported with its rule.
+        // A note corrupted inside the dump is reported with its rule (15: digest).
         _ = try NoteInjector(path: g.path).run(action: .remove, note: nil)
-        var bad = try emitNote(g).note.elfNoteBytes
-        bad[24 + 0x68] ^= 1           // map digest
-        var h = Array(bad[24..<(24 + 0x98)]) + [UInt8](repeating: 0, count: 8)
-        let sum = XXH64.hash(h); h.removeAll()
-        for i in 0..<8 { bad[24 + 0x98 + i] = UInt8(truncatingIfNeeded: sum >> (8 * UInt64(i))) }
-        let dir = d + "/x"; try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let n = NoteInjector(path: g.path)
-        // The injector refuses an invalid note…
-        #expect(throws: (any Error).self) { _ = try InjectCommand.parse([g.path, "--note", dir + "/none"]).run() }
-        _ = n
-        let r = try session(g).execute(["info"])
-        #expect(!r.text.isEmpty)
+        _ = try NoteInjector(path: g.path).run(action: .add, note: emitNote(g).note.elfNoteBytes)
+        let n = try #require(try DumpFile.open(path: g.path).p2mNote())
+        var desc = n.desc
+        desc[0x68] ^= 1                                  // map_digest
+        for i in 0x98..<0xA0 { desc[i] = 0 }
+        let sum = XXH64.hash(Array(desc[0..<160]))
+        for i in 0..<8 { desc[0x98 + i] = UInt8(truncatingIfNeeded: sum >> (8 * UInt64(i))) }
+        let fh = try #require(FileHandle(forUpdatingAtPath: g.path))
+        try fh.seek(toOffset: n.fileOffset + 24); fh.write(Data(desc)); try fh.close()
+        let bad = try session(g).execute(["check"])
+        #expect(bad.exitCode == 2 && bad.text.contains("INVALID (rule 15)"), "\(bad.text)")
+        #expect((bad.json as? [String: Any])?["rule"] as? Int == 15)
+        // info says the note does not decode instead of using it.
+        do { _ = try session(g).execute(["p2m", "0"]); Issue.record("a corrupt note was used") } catch {
+            #expect("\(error)".contains("digest"), "\(error)")
+        }
     }
 
     @Test func commandLineScriptAndJSON() throws {
