@@ -2,7 +2,7 @@
 # Both install the Debian packages they need first (as root; apt-get is skipped when present).
 
 SWIFT ?= swift
-DEB_PACKAGES = libelf-dev liblz4-dev pkgconf elfutils binutils lz4 zstd python3-libkdumpfile crash time
+DEB_PACKAGES = libelf-dev liblz4-dev libedit-dev pkgconf elfutils binutils lz4 zstd python3-libkdumpfile crash time tmux
 DEMO ?= demo
 
 .PHONY: deps build release test demo bench clean

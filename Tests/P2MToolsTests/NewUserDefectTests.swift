@@ -118,6 +118,38 @@ func tool(_ name: String) -> String {
         #expect(help.contains("pseudo-physical") && help.lowercased().contains("count"), "\(help)")
     }
 
+    // 6. The prompt: completion of commands and symbols, history, Ctrl-C drops the line, not the session.
+    @Test func promptEditsCompletesAndSurvivesCtrlC() throws {
+        requireTool("/usr/bin/tmux")
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let g = try dom0(d)
+        let s = "p2mtest\(getpid())"
+        // Its own server socket, and no pipes held by the forked server (runTool reads to EOF).
+        func tm(_ a: [String]) throws -> ToolRun {
+            // Tests run in parallel: close every descriptor another test's pipes left open in
+            // this child, or the long-lived tmux server would hold them and hang that test.
+            let closeInherited = "for f in /proc/$$/fd/*; do n=${f##*/}; [ \"$n\" -gt 2 ] 2>/dev/null && eval \"exec $n>&-\" 2>/dev/null; done; "
+            return try runTool(["bash", "-c", closeInherited + "exec tmux -L \(s) \"$@\" 2>/dev/null" + (a.first == "capture-pane" ? "" : " >/dev/null"), "tmux"] + a)
+        }
+        _ = try tm(["new-session", "-d", "-s", s, "-x", "160", "-y", "40", "HOME=\(d) \(tool("p2m-analyze")) \(g.path) --system-map \(g.systemMapPath); echo SESSION-ENDED; sleep 20"])
+        defer { _ = try? tm(["kill-server"]) }
+        func keys(_ k: String...) throws { _ = try tm(["send-keys", "-t", s] + k); usleep(400_000) }
+        usleep(1_500_000)
+        try keys("ban", "Tab"); try keys("Enter")                  // command word completed
+        try keys("sym xen_p2m_a", "Tab"); try keys("Enter")        // symbol completed
+        try keys("banner"); try keys("C-c")                        // dropped, session goes on
+        try keys("Up", "Enter")                                    // history: sym xen_p2m_addr again
+        try keys("quit", "Enter")
+        usleep(500_000)
+        let pane = try tm(["capture-pane", "-t", s, "-p"]).stdout
+        #expect(pane.contains("p2m> banner") && pane.contains("Linux version"), "\(pane)")
+        #expect(pane.components(separatedBy: "= xen_p2m_addr").count == 3, "completion and history: \(pane)")
+        #expect(pane.components(separatedBy: "Linux version").count == 2, "the interrupted banner must not run: \(pane)")
+        #expect(pane.contains("SESSION-ENDED"), "quit ends it: \(pane)")
+        let hist = try String(contentsOfFile: d + "/.p2m_analyze_history", encoding: .utf8)
+        #expect(hist.contains("banner") && hist.contains("xen_p2m_addr"), "\(hist)")   // libedit writes spaces as \\040
+    }
+
     // 7. JSON: addresses as strings, the dump in every result, errors as JSON, JSON Lines in scripts.
     @Test func jsonIsOneSchema() throws {
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }

@@ -189,10 +189,14 @@ final class Prompt {
     func readLine() -> String? {
         while true {
             Interrupt.reset()
-            guard let p = readline("p2m> ") else { print(""); return nil }
+            guard let p = readline("p2m> ") else {
+                // Ctrl-C at the prompt: drop the line, prompt again; otherwise end of input.
+                if Interrupt.requested { print("^C"); continue }
+                print(""); return nil
+            }
             defer { free(p) }
             let s = String(cString: p)
-            if Interrupt.requested { continue }
+            if Interrupt.requested { print("^C"); continue }
             if !s.trimmingCharacters(in: .whitespaces).isEmpty { add_history(p) }
             return s
         }
