@@ -5,9 +5,9 @@ import Testing
 import TestSupport
 @testable import P2MTools
 
-/// Real Xen dumps made by Tools/real-dump/make (not in CI: they take minutes and ~2 GB).
-let realDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    .appendingPathComponent("Tools/real-dump/work").path
+/// Real Xen dumps made by Tools/real-dump/make (`make test` makes them, cached outside the
+/// clone in $P2M_REAL_DUMP_DIR, default /var/cache/p2mnote/real-dumps).
+let realDir = ProcessInfo.processInfo.environment["P2M_REAL_DUMP_DIR"] ?? "/var/cache/p2mnote/real-dumps"
 let realVmcore = realDir + "/dom0.vmcore"
 let realMap = realDir + "/System.map"
 let haveRealDump: Bool = {
@@ -25,7 +25,7 @@ let haveRealDump: Bool = {
     return ok
 }()
 
-@Suite(.enabled(if: haveRealDump, "SKIPPED LOUDLY: no real dump in Tools/real-dump/work (run Tools/real-dump/make)"), .serialized)
+@Suite(.enabled(if: haveRealDump, "SKIPPED LOUDLY: no real dump in $P2M_REAL_DUMP_DIR (run make real-dumps)"), .serialized)
 struct RealDumpTests {
     @Test func emitCheckInjectAnalyze() throws {
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
@@ -116,7 +116,7 @@ struct RealDumpTests {
         }
     }
 
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: realDir + "/domU.xcore"), "no real xl dump-core in Tools/real-dump/work"))
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: realDir + "/domU.xcore"), "no real xl dump-core in $P2M_REAL_DUMP_DIR"))
     func xlDumpCore() throws {
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
         let dump = d + "/domU.xcore"
