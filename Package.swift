@@ -30,10 +30,12 @@ let package = Package(
                        providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CLibElf", path: "Sources/CLibElf", pkgConfig: "libelf",
                        providers: [.apt(["libelf-dev"])]),
+        .systemLibrary(name: "CXXHash", path: "Sources/CXXHash", pkgConfig: "libxxhash",
+                       providers: [.apt(["libxxhash-dev"])]),
         .systemLibrary(name: "CEdit", path: "Sources/CEdit", pkgConfig: "libedit",
                        providers: [.apt(["libedit-dev"])]),
 
-        .target(name: "P2MFormat", dependencies: ["CLZ4"]),
+        .target(name: "P2MFormat", dependencies: ["CLZ4", "CXXHash"]),
         .target(name: "DumpIO", dependencies: ["P2MFormat", "CLibElf"]),
         .target(name: "Translation", dependencies: ["P2MFormat", "DumpIO"]),
         .target(name: "P2MTools", dependencies: [
