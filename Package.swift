@@ -32,11 +32,13 @@ let package = Package(
                        providers: [.apt(["libelf-dev"])]),
         .systemLibrary(name: "CXXHash", path: "Sources/CXXHash", pkgConfig: "libxxhash",
                        providers: [.apt(["libxxhash-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CEdit", path: "Sources/CEdit", pkgConfig: "libedit",
                        providers: [.apt(["libedit-dev"])]),
 
         .target(name: "P2MFormat", dependencies: ["CLZ4", "CXXHash"]),
-        .target(name: "DumpIO", dependencies: ["P2MFormat", "CLibElf"]),
+        .target(name: "DumpIO", dependencies: ["P2MFormat", "CLibElf", "CZlib"]),
         .target(name: "Translation", dependencies: ["P2MFormat", "DumpIO"]),
         .target(name: "P2MTools", dependencies: [
             "P2MFormat", "DumpIO", "Translation", "CEdit",

@@ -45,6 +45,8 @@ public enum ContentHash {
             for name in [".xen_pages", ".xen_p2m"] {
                 if let s = d.section(named: name) { try hashRange(fileOffset: s.offset, length: s.size, address: 0) }
             }
+        case .kdumpCompressed:
+            throw DumpError(d.path, "content hash of a kdump-compressed file: not supported yet")
         }
         return h.finalize()
     }

@@ -100,6 +100,11 @@ public final class NoteInjector {
             report.restoredJournal = true
             report.actions.append("restored \(path) from the undo journal of an interrupted injection")
         }
+        let opened = try OpenFile(path: path)
+        let head = try opened.read(offset: 0, count: Int(min(opened.size, 8)))
+        if head.elementsEqual(Array("KDUMP   ".utf8)) {
+            throw DumpError(path, "a kdump-compressed file: p2m-inject writes ELF vmcores and xl dump-core files only in this version (convert with `makedumpfile -E`, or read it as it is with p2m-analyze)")
+        }
         let dump = try DumpFile.open(path: path)
         if let n = note { _ = try P2MNote.descriptor(fromElfNote: n) }   // refuse a non-p2mnote input early
         let existing = try dump.p2mNote()
@@ -123,6 +128,7 @@ public final class NoteInjector {
         switch dump.kind {
         case .kdumpELF: try injectELF(dump, fd: fd, existing: existing, newNote: newNote, dryRun: dryRun, report: &report)
         case .xenDumpCore: try injectXL(dump, fd: fd, existing: existing, newNote: newNote, dryRun: dryRun, report: &report)
+        case .kdumpCompressed: throw DumpError(path, "injecting into a kdump-compressed file is not supported yet")
         }
         return report
     }

@@ -184,7 +184,7 @@ public enum Emitter {
         } : nil
         let source = try primarySource(o.from, resolver, input: o.input)
         let enc = P2MEncoder(width: .eight)
-        var meta = P2MNoteMetadata(source: source.sourceCode, domainID: o.domainID ?? (dump.kind == .kdumpELF ? 0 : nil),
+        var meta = P2MNoteMetadata(source: source.sourceCode, domainID: o.domainID ?? (dump.kind == .xenDumpCore ? nil : 0),
                                    fllMFN: resolver.frameListRoot?.mfn)
         var cr3: UInt64? = nil
         if let l = source as? LinearListSource {

@@ -116,6 +116,48 @@ struct RealDumpTests {
         }
     }
 
+    /// What kdump-tools saves: the real dom0 vmcore converted by the real makedumpfile
+    /// (`-c`, zlib; dump levels 0 and 31). The note from it equals the ELF original's byte for
+    /// byte, and the kernel reads the same through it.
+    @Test(arguments: [0, 31])
+    func kdumpCompressedCopy(level: Int) throws {
+        requireTool("/usr/bin/makedumpfile")
+        let kd = realDir + "/dom0.kdump-zlib-d\(level)"
+        if !FileManager.default.fileExists(atPath: kd) {
+            let m = try runTool(["makedumpfile", "-c", "-d", "\(level)", "-x", realDir + "/vmlinux", realVmcore, kd + ".tmp"])
+            #expect(m.status == 0, "makedumpfile: \(m.stderr)")
+            try FileManager.default.moveItem(atPath: kd + ".tmp", toPath: kd)
+        }
+        var o = EmitOptions(input: realVmcore); o.systemMap = realMap
+        let elf = try Emitter.emit(o)
+        o.input = kd
+        let k = try Emitter.emit(o)
+        #expect(k.note.elfNoteBytes == elf.note.elfNoteBytes, "the note from the kdump-compressed copy differs from the ELF original's")
+        #expect(k.summary.crossCheck?.agrees == true && k.summary.crossCheck?.compared == true)
+        try compareWithLinux(k.note, truth: realDir + "/ground-truth")
+        var a = AnalyzerOptions(dump: kd); a.systemMap = realMap
+        let s = try AnalyzerSession(a)
+        var b = AnalyzerOptions(dump: realVmcore); b.systemMap = realMap
+        let e = try AnalyzerSession(b)
+        #expect(try s.execute(["banner"]).text == e.execute(["banner"]).text)
+        #expect(moduleRows(try s.execute(["mod"])).count == moduleRows(try e.execute(["mod"])).count)
+        // 300 random kernel addresses read the same bytes (or, at level 31, an excluded page says so).
+        var rng = SystemRandomNumberGenerator()
+        var excluded = 0
+        for _ in 0..<300 {
+            let va = "0x" + String(0xffff_8880_0000_0000 + UInt64.random(in: 0x100000..<0x2f000000, using: &rng) & ~7, radix: 16)
+            let want = (try e.execute(["rd", va, "2"]).json as? [String: Any])?["hex"] as? String
+            do {
+                let got = (try s.execute(["rd", va, "2"]).json as? [String: Any])?["hex"] as? String
+                #expect(got == want, "\(va)")
+            } catch {
+                #expect(level == 31 && "\(error)".contains("excluded by makedumpfile's dump level"), "\(va): \(error)")
+                excluded += 1
+            }
+        }
+        if level == 0 { #expect(excluded == 0) }
+    }
+
     @Test(.enabled(if: FileManager.default.fileExists(atPath: realDir + "/domU.xcore"), "no real xl dump-core in $P2M_REAL_DUMP_DIR"))
     func xlDumpCore() throws {
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }

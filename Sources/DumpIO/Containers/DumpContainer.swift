@@ -8,6 +8,7 @@ import P2MFormat
 public enum DumpKind: String, Sendable, Codable {
     case kdumpELF = "ELF kdump vmcore"
     case xenDumpCore = "xl dump-core"
+    case kdumpCompressed = "kdump-compressed (makedumpfile)"
 }
 
 /// A page-table root a dump records (Xen's crash regs, an xl dump's vcpu context, …).
@@ -27,8 +28,6 @@ public protocol DumpContainer: AnyObject, NoteCarrier {
     func recordedRoots() throws -> [RecordedRoot]
     /// One line for `info`: "3 PT_LOAD segments", "5 sections".
     var layoutDescription: String { get }
-    /// The ELF file underneath (the injector writes ELF containers only).
-    var elf: DumpFile { get }
 }
 
 /// Notes every container interprets the same way.
@@ -53,6 +52,11 @@ extension NoteCarrier {
     public var crashRegs: [XenCrashRegs] { notes.filter { $0.name == "Xen" && $0.type == 0x100_0002 }.compactMap { XenCrashRegs($0.desc) } }
     public var vmcoreInfo: VMCoreInfo? { notes.first { $0.name == "VMCOREINFO" }.map { VMCoreInfo($0.desc) } }
     public var vmcoreInfoXen: VMCoreInfo? { notes.first { $0.name == "VMCOREINFO_XEN" }.map { VMCoreInfo($0.desc) } }
+
+    /// Xen's per-CPU crash regs as page-table roots; CPU 0 first.
+    public var crashRegRoots: [RecordedRoot] {
+        crashRegs.enumerated().map { RecordedRoot(cr3: $0.element.cr3, source: "Xen crash regs of CPU \($0.offset)") }
+    }
 }
 
 /// Open any dump this toolkit reads. The first bytes decide; a file that is no dump gets a
@@ -66,7 +70,10 @@ public func openDump(path: String) throws -> DumpContainer {
         switch d.kind {
         case .kdumpELF: return try ELFVmcore(d)
         case .xenDumpCore: return try XLDumpCore(d)
+        case .kdumpCompressed: throw DumpError(path, "internal: an ELF file read as kdump-compressed")
         }
+    case .kdumpCompressed(let sig) where sig == "KDUMP   ":
+        return try KdumpCompressed(file: f)
     case let other:
         throw DumpError(path, offset: 0, "not a dump this version reads: found \(other.description)")
     }
@@ -85,7 +92,7 @@ public enum DumpSniffer {
         public var description: String {
             switch self {
             case .elf: return "an ELF file"
-            case .kdumpCompressed(let sig): return "a kdump-compressed file (makedumpfile -c/-l/-p/-z, signature \"\(sig)\"), which this version cannot read yet"
+            case .kdumpCompressed(let sig): return "a diskdump file (signature \"\(sig)\"), which this version does not read (makedumpfile's \"KDUMP   \" files it does)"
             case .flattened: return "a makedumpfile flattened file (-F); this version cannot read it yet (`makedumpfile -R` turns it into a kdump-compressed file)"
             case .p2mNote: return "a p2mnote note file (made by p2m-emit), not a dump"
             case .compressed(let w): return "a \(w)-compressed file; decompress it first"

@@ -26,8 +26,5 @@ public final class ELFVmcore: DumpContainer {
         })
     }
 
-    /// Xen's per-CPU crash regs; CPU 0 first.
-    public func recordedRoots() throws -> [RecordedRoot] {
-        elf.crashRegs.enumerated().map { RecordedRoot(cr3: $0.element.cr3, source: "Xen crash regs of CPU \($0.offset)") }
-    }
+    public func recordedRoots() throws -> [RecordedRoot] { crashRegRoots }
 }

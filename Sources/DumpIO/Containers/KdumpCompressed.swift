@@ -1,0 +1,170 @@
+// makedumpfile's kdump-compressed file ("KDUMP   ", makedumpfile -c/-l/-p/-z; what Debian's
+// kdump-tools saves by default): disk_dump_header at 0, kdump_sub_header at block_size, the two
+// bitmaps, one 24-byte page_desc per dumpable page in frame order, then the page data.
+// Layouts from makedumpfile's diskdump_mod.h and crash's diskdump.h.
+//
+// Which frames index it: on a Xen host makedumpfile reads /proc/vmcore, whose PT_LOADs hold
+// machine memory (p_paddr = machine address), and numbers pages by p_paddr >> 12. So the
+// bitmaps and descriptors are indexed by machine frame. Checked on a real conversion of the
+// real dom0 vmcore: max_mapnr = 0x7ffdd, the 2 GiB machine's frames, not dom0's 0x30061 pfns; and
+// the page at machine frame m holds what the ELF original holds at machine address m << 12.
+//
+// Opening reads the headers and both bitmaps and builds a rank index (a cumulative count of
+// dumpable pages per 4096-frame block, as crash's valid_pages does), so finding a page's
+// descriptor is O(1) and nothing scans the bitmap per read.
+import CZlib
+import Foundation
+import P2MFormat
+
+public final class KdumpCompressed: DumpContainer {
+    public let path: String
+    public let file: OpenFile
+    public let headerVersion: Int32
+    public let blockSize: UInt64
+    public let maxMapnr: UInt64
+    public let dumpLevel: Int32
+    public let notes: [ElfNote]
+    private var memoryMap: MachineMemoryMap!
+    public var memory: MachineMemoryMap { memoryMap }
+    private let present: [UInt64]        // first bitmap, as words
+    private let dumpable: [UInt64]       // second bitmap
+    private let rank: [UInt32]           // dumpable pages before each 64-frame word
+    private let descBase: UInt64
+    private var cache: [UInt64: [UInt8]] = [:]
+    private var cacheOrder: [UInt64] = []
+    public var kind: DumpKind { .kdumpCompressed }
+    public var fileSize: UInt64 { file.size }
+    public var layoutDescription: String { "header version \(headerVersion), dump level \(dumpLevel), \(maxMapnr) frames, \(rank.last.map { UInt64($0) } ?? 0) pages stored" }
+
+    static func le32(_ b: [UInt8], _ o: Int) -> UInt32 { UInt32(b[o]) | UInt32(b[o + 1]) << 8 | UInt32(b[o + 2]) << 16 | UInt32(b[o + 3]) << 24 }
+    static func le64(_ b: [UInt8], _ o: Int) -> UInt64 { UInt64(le32(b, o)) | UInt64(le32(b, o + 4)) << 32 }
+
+    public init(file f: OpenFile) throws {
+        path = f.path; file = f
+        func fail(_ off: UInt64, _ m: String) -> DumpError { DumpError(f.path, offset: off, "kdump-compressed: " + m) }
+        guard f.size >= 464 else { throw fail(0, "file of \(f.size) bytes is too short for the 464-byte disk_dump_header") }
+        let h = try f.read(offset: 0, count: 464)
+        headerVersion = Int32(bitPattern: KdumpCompressed.le32(h, 8))
+        // utsname 6×65 at 12, then struct timeval (16, 8-aligned at 408), then the counters.
+        let status = KdumpCompressed.le32(h, 424)
+        let bs = Int32(bitPattern: KdumpCompressed.le32(h, 428))
+        let subBlocks = Int32(bitPattern: KdumpCompressed.le32(h, 432))
+        let bitmapBlocks = UInt64(KdumpCompressed.le32(h, 436))
+        let mapnr32 = UInt64(KdumpCompressed.le32(h, 440))
+        guard (1...6).contains(headerVersion) else { throw fail(8, "header_version \(headerVersion); this reader knows 1 to 6") }
+        guard bs == 4096 else { throw fail(428, "block_size \(bs), expected 4096 (x86_64 page size)") }
+        guard subBlocks >= 1, subBlocks <= 1024 else { throw fail(432, "sub_hdr_size \(subBlocks) blocks is implausible") }
+        blockSize = 4096
+        _ = status
+        let sub = try f.read(offset: blockSize, count: 104)
+        dumpLevel = Int32(bitPattern: KdumpCompressed.le32(sub, 8))
+        let split = Int32(bitPattern: KdumpCompressed.le32(sub, 12))
+        guard split == 0 else {
+            throw fail(blockSize + 12, "a split dump (makedumpfile --split): reassemble it first with `makedumpfile --reassemble`")
+        }
+        maxMapnr = headerVersion >= 6 && KdumpCompressed.le64(sub, 96) != 0 ? KdumpCompressed.le64(sub, 96) : mapnr32
+        guard maxMapnr > 0, maxMapnr <= 1 << 40 else { throw fail(440, "max_mapnr \(maxMapnr) is implausible") }
+        // Two bitmaps, each bitmap_blocks/2 blocks, a bit per frame.
+        let half = bitmapBlocks * blockSize / 2
+        guard bitmapBlocks % 2 == 0, half * 8 >= maxMapnr, half <= 1 << 34 else {
+            throw fail(436, "bitmap_blocks \(bitmapBlocks) does not hold two bitmaps of \(maxMapnr) frames")
+        }
+        let bitmapOff = (1 + UInt64(subBlocks)) * blockSize
+        descBase = bitmapOff + 2 * half
+        guard descBase <= f.size else { throw fail(bitmapOff, "the bitmaps (\(2 * half) bytes at 0x\(String(bitmapOff, radix: 16))) run past the end of the \(f.size)-byte file") }
+        let words = Int((maxMapnr + 63) / 64)
+        func bitmap(_ at: UInt64) throws -> [UInt64] {
+            var w = [UInt64](repeating: 0, count: words)
+            try w.withUnsafeMutableBytes { try f.read(offset: at, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<min($0.count, Int(half))])) }
+            return w.map { UInt64(littleEndian: $0) }
+        }
+        present = try bitmap(bitmapOff)
+        var d = try bitmap(bitmapOff + half)
+        if maxMapnr % 64 != 0 { d[words - 1] &= (1 << (maxMapnr % 64)) - 1 }
+        dumpable = d
+        var r = [UInt32](repeating: 0, count: words + 1)
+        for i in 0..<words { r[i + 1] = r[i] &+ UInt32(d[i].nonzeroBitCount) }
+        rank = r
+        let stored = UInt64(r[words])
+        guard descBase + stored * 24 <= f.size else {
+            throw fail(descBase, "\(stored) page descriptors at 0x\(String(descBase, radix: 16)) run past the end of the \(f.size)-byte file: truncated dump")
+        }
+        // Notes (header_version ≥ 4): the ELF notes of /proc/vmcore, Xen's included.
+        var ns: [ElfNote] = []
+        if headerVersion >= 4 {
+            let off = KdumpCompressed.le64(sub, 48), size = KdumpCompressed.le64(sub, 56)
+            if off != 0 && size != 0 {
+                guard size <= 64 << 20, off <= f.size, size <= f.size - off else {
+                    throw fail(blockSize + 48, "notes (offset 0x\(String(off, radix: 16)), size \(size)) run past the end of the file")
+                }
+                ns = try DumpFile.walkNotes(try f.read(offset: off, count: Int(size)), baseOffset: off, container: "kdump notes", file: f.path)
+            }
+        }
+        notes = ns
+        memoryMap = try MachineMemoryMap(path: f.path, segments: [
+            MemorySegment(start: 0, length: maxMapnr << 12, origin: "kdump-compressed pages") { [unowned self] off, buf in
+                try self.readMachine(off, into: buf)
+            }])
+    }
+
+    public func recordedRoots() throws -> [RecordedRoot] { crashRegRoots }
+
+    @inline(__always) private func bit(_ m: [UInt64], _ frame: UInt64) -> Bool { m[Int(frame >> 6)] >> (frame & 63) & 1 == 1 }
+
+    /// Descriptor index of a dumpable frame: O(1) through the rank index.
+    private func descriptorIndex(_ frame: UInt64) -> UInt64 {
+        let w = Int(frame >> 6)
+        let below = dumpable[w] & ((1 << (frame & 63)) - 1)
+        return UInt64(rank[w]) + UInt64(below.nonzeroBitCount)
+    }
+
+    /// The 4096 bytes of machine frame `frame`.
+    public func page(_ frame: UInt64) throws -> [UInt8] {
+        if let p = cache[frame] { return p }
+        guard frame < maxMapnr else { throw DumpError(path, "machine frame 0x\(String(frame, radix: 16)) is beyond max_mapnr 0x\(String(maxMapnr, radix: 16))") }
+        guard bit(dumpable, frame) else {
+            throw DumpError(path, bit(present, frame)
+                ? "machine frame 0x\(String(frame, radix: 16)) was excluded by makedumpfile's dump level \(dumpLevel) (not zeros: not in the dump)"
+                : "machine frame 0x\(String(frame, radix: 16)) is not in the dump (no RAM there)")
+        }
+        let dOff = descBase + descriptorIndex(frame) * 24
+        let d = try file.read(offset: dOff, count: 24)
+        let off = KdumpCompressed.le64(d, 0), size = UInt64(KdumpCompressed.le32(d, 8)), flags = KdumpCompressed.le32(d, 12)
+        guard off >= descBase, size > 0, size <= 2 * blockSize, off <= file.size, size <= file.size - off else {
+            throw DumpError(path, offset: dOff, "kdump-compressed: page descriptor of frame 0x\(String(frame, radix: 16)) points at \(size) bytes at 0x\(String(off, radix: 16)), outside the page data")
+        }
+        let raw = try file.read(offset: off, count: Int(size))
+        var out = [UInt8](repeating: 0, count: Int(blockSize))
+        switch flags {
+        case 0:
+            guard size == blockSize else { throw DumpError(path, offset: dOff, "kdump-compressed: an uncompressed page of \(size) bytes (expected \(blockSize))") }
+            out = raw
+        case 0x1:
+            var n = uLongf(blockSize)
+            let rc = out.withUnsafeMutableBufferPointer { o in raw.withUnsafeBufferPointer { i in uncompress(o.baseAddress, &n, i.baseAddress, uLong(size)) } }
+            guard rc == Z_OK, n == blockSize else {
+                throw DumpError(path, offset: off, "kdump-compressed: zlib page of frame 0x\(String(frame, radix: 16)) does not decompress to one page (zlib \(rc), \(n) bytes)")
+            }
+        case 0x2, 0x4, 0x20:
+            throw DumpError(path, offset: dOff, "kdump-compressed: frame 0x\(String(frame, radix: 16)) is \(flags == 0x2 ? "LZO" : flags == 0x4 ? "snappy" : "zstd")-compressed, which this version does not decompress yet")
+        default:
+            throw DumpError(path, offset: dOff + 12, "kdump-compressed: unknown page flags 0x\(String(flags, radix: 16))")
+        }
+        if cacheOrder.count >= 64 { cache[cacheOrder.removeFirst()] = nil }
+        cache[frame] = out; cacheOrder.append(frame)
+        return out
+    }
+
+    private func readMachine(_ addr: UInt64, into buf: UnsafeMutableRawBufferPointer) throws {
+        var done = 0
+        var a = addr
+        while done < buf.count {
+            let p = try page(a >> 12)
+            let o = Int(a & 0xfff)
+            let n = min(buf.count - done, 4096 - o)
+            p.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: buf[done..<done + n]).copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[o..<o + n])) }
+            done += n
+            a += UInt64(n)
+        }
+    }
+}
