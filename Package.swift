@@ -60,7 +60,7 @@ let package = Package(
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "P2MFormatTests", dependencies: ["P2MFormat", "TestSupport"]),
-        .testTarget(name: "DumpIOTests", dependencies: ["TestSupport", "DumpIO", "DumpGen", "P2MFormat"]),
+        .testTarget(name: "DumpIOTests", dependencies: ["TestSupport", "DumpIO", "DumpGen", "P2MFormat", "CZlib"]),
         .testTarget(name: "TranslationTests", dependencies: ["TestSupport", "Translation", "DumpIO", "DumpGen", "P2MFormat"]),
         .testTarget(name: "P2MToolsTests", dependencies: ["TestSupport", "P2MTools", "DumpGen", "Translation", "DumpIO", "P2MFormat"]),
         .testTarget(name: "DumpGenTests", dependencies: ["TestSupport", "DumpGen", "P2MFormat"]),

@@ -28,7 +28,7 @@ public final class KdumpCompressed: DumpContainer {
     public var memory: MachineMemoryMap { memoryMap }
     private let present: [UInt64]        // first bitmap, as words
     private let dumpable: [UInt64]       // second bitmap
-    private let rank: [UInt32]           // dumpable pages before each 64-frame word
+    private let rank: [UInt64]           // dumpable pages before each 64-frame word
     private let descBase: UInt64
     private var cache: [UInt64: [UInt8]] = [:]
     private var cacheOrder: [UInt64] = []
@@ -82,8 +82,8 @@ public final class KdumpCompressed: DumpContainer {
         var d = try bitmap(bitmapOff + half)
         if maxMapnr % 64 != 0 { d[words - 1] &= (1 << (maxMapnr % 64)) - 1 }
         dumpable = d
-        var r = [UInt32](repeating: 0, count: words + 1)
-        for i in 0..<words { r[i + 1] = r[i] &+ UInt32(d[i].nonzeroBitCount) }
+        var r = [UInt64](repeating: 0, count: words + 1)
+        for i in 0..<words { r[i + 1] = r[i] + UInt64(d[i].nonzeroBitCount) }
         rank = r
         let stored = UInt64(r[words])
         guard descBase + stored * 24 <= f.size else {

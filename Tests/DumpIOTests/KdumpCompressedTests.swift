@@ -1,0 +1,85 @@
+import CZlib
+import DumpIO
+import Foundation
+import P2MFormat
+import Testing
+import TestSupport
+
+/// A small kdump-compressed file laid out as makedumpfile's diskdump_mod.h says: frames 0x10
+/// (raw), 0x11 (zlib), 0x13 present in RAM but excluded; everything else absent.
+func smallKdump(version: Int32 = 6, split: Int32 = 0) -> [UInt8] {
+    func put(_ b: inout [UInt8], _ o: Int, _ v: UInt64, _ n: Int) { for i in 0..<n { b[o + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(i))) } }
+    var f = [UInt8](repeating: 0, count: 4096 * 3)
+    f.replaceSubrange(0..<8, with: Array("KDUMP   ".utf8))
+    put(&f, 8, UInt64(UInt32(bitPattern: version)), 4)
+    put(&f, 424, 1, 4)                   // status: zlib
+    put(&f, 428, 4096, 4)                // block_size
+    put(&f, 432, 1, 4)                   // sub_hdr_size (blocks)
+    put(&f, 436, 2, 4)                   // bitmap_blocks: two bitmaps of one block
+    put(&f, 440, 0x40, 4)                // max_mapnr
+    let sub = 4096
+    put(&f, sub + 12, UInt64(UInt32(bitPattern: split)), 4)
+    put(&f, sub + 96, 0x40, 8)           // max_mapnr_64
+    // Bitmaps at (1 + 1) blocks: present 0x10, 0x11, 0x13; dumpable 0x10, 0x11.
+    f += [UInt8](repeating: 0, count: 4096 * 2)
+    let b1 = 2 * 4096, b2 = 3 * 4096       // each bitmap is bitmap_blocks / 2 blocks
+    f[b1 + 2] = 0b1011; f[b2 + 2] = 0b0011
+    let descs = 4 * 4096
+    let raw = (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+    var zsrc = (0..<4096).map { UInt8(truncatingIfNeeded: $0 / 16) }
+    var zlen = uLongf(8192)
+    var z = [UInt8](repeating: 0, count: 8192)
+    _ = compress(&z, &zlen, &zsrc, uLong(4096))
+    z = Array(z[0..<Int(zlen)])
+    let data = f.count                      // page data right after the descriptor block
+    put(&f, descs, UInt64(data), 8); put(&f, descs + 8, 4096, 4); put(&f, descs + 12, 0, 4)
+    put(&f, descs + 24, UInt64(data + 4096), 8); put(&f, descs + 32, UInt64(z.count), 4); put(&f, descs + 36, 1, 4)
+    return f + raw + z
+}
+
+@Suite struct KdumpCompressedTests {
+    @Test func readsRawAndZlibPagesAndNamesExcludedOnes() throws {
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let p = d + "/k"
+        try Data(smallKdump()).write(to: URL(fileURLWithPath: p))
+        let k = try openDump(path: p)
+        #expect(k.kind == .kdumpCompressed)
+        #expect(try k.memory.readBytes(MachAddr(0x10 << 12 | 5), count: 3) == [35, 42, 49])
+        #expect(try k.memory.readBytes(MachAddr(0x11 << 12 | 0x100), count: 2) == [16, 16])
+        do { _ = try k.memory.readU64(MachAddr(0x13 << 12)); Issue.record("excluded page read") } catch {
+            #expect("\(error)".contains("excluded by makedumpfile's dump level"), "\(error)")
+        }
+        do { _ = try k.memory.readU64(MachAddr(0x12 << 12)); Issue.record("absent page read") } catch {
+            #expect("\(error)".contains("not in the dump"), "\(error)")
+        }
+        try Data(smallKdump(split: 1)).write(to: URL(fileURLWithPath: p))
+        do { _ = try openDump(path: p); Issue.record("split dump opened") } catch { #expect("\(error)".contains("--reassemble"), "\(error)") }
+        try Data(smallKdump(version: 7)).write(to: URL(fileURLWithPath: p))
+        do { _ = try openDump(path: p); Issue.record("version 7 opened") } catch { #expect("\(error)".contains("header_version 7"), "\(error)") }
+    }
+
+    /// Thousands of corrupted files: typed errors, never a trap.
+    @Test func corruptedFilesNeverTrap() throws {
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let good = smallKdump()
+        var rng = SystemRandomNumberGenerator()
+        var refused = 0, opened = 0
+        let p = d + "/m"
+        for _ in 0..<3000 {
+            var m = good
+            for _ in 0..<Int.random(in: 1...6, using: &rng) {
+                // Mostly the headers, bitmaps and descriptors; sometimes the data.
+                let i = Bool.random(using: &rng) ? Int.random(in: 0..<(5 * 4096 + 48), using: &rng) : Int.random(in: 0..<m.count, using: &rng)
+                m[i] = UInt8.random(in: 0...255, using: &rng)
+            }
+            if Int.random(in: 0..<10, using: &rng) == 0 { m = Array(m.prefix(Int.random(in: 0..<m.count, using: &rng))) }
+            try Data(m).write(to: URL(fileURLWithPath: p))
+            do {
+                let k = try openDump(path: p)
+                for f in [0x10, 0x11, 0x12, 0x13, 0x3f] as [UInt64] { _ = try? k.memory.readU64(MachAddr(f << 12)) }
+                opened += 1
+            } catch is DumpError { refused += 1 }
+        }
+        #expect(refused > 0 && opened > 0, "refused \(refused), opened \(opened)")
+    }
+}
