@@ -34,11 +34,13 @@ let package = Package(
                        providers: [.apt(["libxxhash-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CLZO", path: "Sources/CLZO", pkgConfig: "lzo2",
+                       providers: [.apt(["liblzo2-dev"])]),
         .systemLibrary(name: "CEdit", path: "Sources/CEdit", pkgConfig: "libedit",
                        providers: [.apt(["libedit-dev"])]),
 
         .target(name: "P2MFormat", dependencies: ["CLZ4", "CXXHash"]),
-        .target(name: "DumpIO", dependencies: ["P2MFormat", "CLibElf", "CZlib"]),
+        .target(name: "DumpIO", dependencies: ["P2MFormat", "CLibElf", "CZlib", "CLZO"]),
         .target(name: "Translation", dependencies: ["P2MFormat", "DumpIO"]),
         .target(name: "P2MTools", dependencies: [
             "P2MFormat", "DumpIO", "Translation", "CEdit",

@@ -108,9 +108,6 @@ public enum Emitter {
         return EmitResult(note: note, summary: summary(note, o))
     }
 
-    static func parseNumber(_ s: Substring) -> UInt64? {
-        s.hasPrefix("0x") || s.hasPrefix("0X") ? UInt64(s.dropFirst(2), radix: 16) : UInt64(s)
-    }
 
     /// `pfn mfn` lines (hex with 0x or decimal), `#` comments; `invalid` / `identity` words.
     static func emitText(_ o: EmitOptions) throws -> EmitResult {
@@ -120,7 +117,7 @@ public enum Emitter {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
             if f.isEmpty { continue }
-            guard f.count == 2, let pfn = parseNumber(f[0]) else {
+            guard f.count == 2, let pfn = parseCountArg(String(f[0])) else {
                 throw DumpError(o.input, "line \(i + 1): expected `PFN MFN` (or `PFN invalid|identity`), got \(raw.prefix(60))")
             }
             let v: UInt64
@@ -128,7 +125,7 @@ public enum Emitter {
             case "invalid": v = .max
             case "identity": v = pfn | P2MEntry.identityBit
             default:
-                guard let m = parseNumber(f[1]) else { throw DumpError(o.input, "line \(i + 1): bad mfn \(f[1])") }
+                guard let m = parseCountArg(String(f[1])) else { throw DumpError(o.input, "line \(i + 1): bad mfn \(f[1])") }
                 v = m
             }
             guard pfn < 1 << 40 else { throw DumpError(o.input, "line \(i + 1): pfn 0x\(String(pfn, radix: 16)) out of range") }

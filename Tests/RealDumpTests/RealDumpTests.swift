@@ -117,14 +117,14 @@ struct RealDumpTests {
     }
 
     /// What kdump-tools saves: the real dom0 vmcore converted by the real makedumpfile
-    /// (`-c`, zlib; dump levels 0 and 31). The note from it equals the ELF original's byte for
+    /// (`-c` zlib and `-l` LZO; dump levels 0 and 31). The note from it equals the ELF original's byte for
     /// byte, and the kernel reads the same through it.
-    @Test(arguments: [0, 31])
-    func kdumpCompressedCopy(level: Int) throws {
+    @Test(arguments: [("-c", 0), ("-c", 31), ("-l", 0), ("-l", 31)])
+    func kdumpCompressedCopy(compression: String, level: Int) throws {
         requireTool("/usr/bin/makedumpfile")
-        let kd = realDir + "/dom0.kdump-zlib-d\(level)"
+        let kd = realDir + "/dom0.kdump\(compression)-d\(level)"
         if !FileManager.default.fileExists(atPath: kd) {
-            let m = try runTool(["makedumpfile", "-c", "-d", "\(level)", "-x", realDir + "/vmlinux", realVmcore, kd + ".tmp"])
+            let m = try runTool(["makedumpfile", compression, "-d", "\(level)", "-x", realDir + "/vmlinux", realVmcore, kd + ".tmp"])
             #expect(m.status == 0, "makedumpfile: \(m.stderr)")
             try FileManager.default.moveItem(atPath: kd + ".tmp", toPath: kd)
         }

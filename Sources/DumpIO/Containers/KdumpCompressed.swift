@@ -12,6 +12,7 @@
 // Opening reads the headers and both bitmaps and builds a rank index (a cumulative count of
 // dumpable pages per 4096-frame block, as crash's valid_pages does), so finding a page's
 // descriptor is O(1) and nothing scans the bitmap per read.
+import CLZO
 import CZlib
 import Foundation
 import P2MFormat
@@ -109,6 +110,8 @@ public final class KdumpCompressed: DumpContainer {
 
     public func recordedRoots() throws -> [RecordedRoot] { crashRegRoots }
 
+    static let lzoReady: Bool = p2m_lzo_init() == LZO_E_OK
+
     @inline(__always) private func bit(_ m: [UInt64], _ frame: UInt64) -> Bool { m[Int(frame >> 6)] >> (frame & 63) & 1 == 1 }
 
     /// Descriptor index of a dumpable frame: O(1) through the rank index.
@@ -145,8 +148,16 @@ public final class KdumpCompressed: DumpContainer {
             guard rc == Z_OK, n == blockSize else {
                 throw DumpError(path, offset: off, "kdump-compressed: zlib page of frame 0x\(String(frame, radix: 16)) does not decompress to one page (zlib \(rc), \(n) bytes)")
             }
-        case 0x2, 0x4, 0x20:
-            throw DumpError(path, offset: dOff, "kdump-compressed: frame 0x\(String(frame, radix: 16)) is \(flags == 0x2 ? "LZO" : flags == 0x4 ? "snappy" : "zstd")-compressed, which this version does not decompress yet")
+        case 0x2:
+            guard KdumpCompressed.lzoReady else { throw DumpError(path, "liblzo2 failed to initialise") }
+            var n = lzo_uint(blockSize)
+            let rc = out.withUnsafeMutableBufferPointer { o in raw.withUnsafeBufferPointer { i in
+                lzo1x_decompress_safe(i.baseAddress, lzo_uint(size), o.baseAddress, &n, nil) } }
+            guard rc == LZO_E_OK, n == blockSize else {
+                throw DumpError(path, offset: off, "kdump-compressed: LZO page of frame 0x\(String(frame, radix: 16)) does not decompress to one page (lzo \(rc), \(n) bytes)")
+            }
+        case 0x4, 0x20:
+            throw DumpError(path, offset: dOff, "kdump-compressed: frame 0x\(String(frame, radix: 16)) is \(flags == 0x4 ? "snappy" : "zstd")-compressed, which this version does not decompress yet")
         default:
             throw DumpError(path, offset: dOff + 12, "kdump-compressed: unknown page flags 0x\(String(flags, radix: 16))")
         }
