@@ -37,7 +37,45 @@ func smallKdump(version: Int32 = 6, split: Int32 = 0) -> [UInt8] {
     return f + raw + z
 }
 
+/// The flattened form (-F) of a file: records of `chunk` bytes, plus optional extra records.
+func flattened(_ file: [UInt8], chunk: Int = 1000, extra: [(UInt64, [UInt8])] = [], sizeOverride: Int64? = nil, offsetOverride: Int64? = nil) -> [UInt8] {
+    func be(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (56 - 8 * UInt64($0))) } }
+    var out = Array("makedumpfile".utf8) + [UInt8](repeating: 0, count: 4) + be(1) + be(1)
+    out += [UInt8](repeating: 0, count: 4096 - out.count)
+    var first = true
+    for o in stride(from: 0, to: file.count, by: chunk) {
+        let d = Array(file[o..<min(file.count, o + chunk)])
+        let off = first ? (offsetOverride.map { UInt64(bitPattern: $0) } ?? UInt64(o)) : UInt64(o)
+        let len = first ? (sizeOverride.map { UInt64(bitPattern: $0) } ?? UInt64(d.count)) : UInt64(d.count)
+        out += be(off) + be(len) + d
+        first = false
+    }
+    for (o, d) in extra { out += be(o) + be(UInt64(d.count)) + d }
+    return out + be(.max) + be(.max)
+}
+
 @Suite struct KdumpCompressedTests {
+    @Test func flattenedReadsAsTheFileItDescribesAndLaterRecordsWin() throws {
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let k = smallKdump()
+        // A later record rewrites bytes 5–7 of frame 0x10's raw page (page data at 5·4096).
+        let pageAt = 5 * 4096
+        try Data(flattened(k, extra: [(UInt64(pageAt + 5), [1, 2, 3])])).write(to: URL(fileURLWithPath: d + "/f"))
+        let f = try openDump(path: d + "/f")
+        #expect(f.layoutDescription.hasPrefix("flattened"))
+        #expect(try f.memory.readBytes(MachAddr(0x10 << 12 | 4), count: 5) == [28, 1, 2, 3, 56])
+        #expect(try f.memory.readBytes(MachAddr(0x11 << 12 | 0x100), count: 2) == [16, 16])
+        // Bad records: size 0, a negative offset, no end marker.
+        for (name, bytes, what) in [("zero", flattened(k, sizeOverride: 0), "size 0"),
+                                    ("negative", flattened(k, offsetOverride: -4096), "negative offset"),
+                                    ("cut", Array(flattened(k).dropLast(16)), "end marker")] {
+            try Data(bytes).write(to: URL(fileURLWithPath: d + "/" + name))
+            do { _ = try openDump(path: d + "/" + name); Issue.record("\(name) opened") } catch {
+                #expect("\(error)".contains(what), "\(name): \(error)")
+            }
+        }
+    }
+
     @Test func readsRawAndZlibPagesAndNamesExcludedOnes() throws {
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
         let p = d + "/k"

@@ -119,14 +119,25 @@ struct RealDumpTests {
     /// What kdump-tools saves: the real dom0 vmcore converted by the real makedumpfile
     /// (`-c` zlib and `-l` LZO; dump levels 0 and 31). The note from it equals the ELF original's byte for
     /// byte, and the kernel reads the same through it.
-    @Test(arguments: [("-c", 0), ("-c", 31), ("-l", 0), ("-l", 31)])
+    @Test(arguments: [("-c", 0), ("-c", 31), ("-l", 0), ("-l", 31), ("-F -c", 31)])
     func kdumpCompressedCopy(compression: String, level: Int) throws {
         requireTool("/usr/bin/makedumpfile")
-        let kd = realDir + "/dom0.kdump\(compression)-d\(level)"
+        let kd = realDir + "/dom0.kdump\(compression.replacingOccurrences(of: " ", with: ""))-d\(level)"
         if !FileManager.default.fileExists(atPath: kd) {
-            let m = try runTool(["makedumpfile", compression, "-d", "\(level)", "-x", realDir + "/vmlinux", realVmcore, kd + ".tmp"])
+            // -F writes the flattened stream to stdout, as a pipe to a remote host would get it.
+            let m = try runTool(["sh", "-c", "makedumpfile \(compression) -d \(level) -x '\(realDir)/vmlinux' '\(realVmcore)' " + (compression.hasPrefix("-F") ? "> '\(kd).tmp'" : "'\(kd).tmp'")])
             #expect(m.status == 0, "makedumpfile: \(m.stderr)")
             try FileManager.default.moveItem(atPath: kd + ".tmp", toPath: kd)
+        }
+        if compression.hasPrefix("-F") {
+            // makedumpfile -R rebuilds the kdump-compressed file; it reads as the stream did.
+            let restored = try tempDir() + "/restored"
+            let r = try runTool(["sh", "-c", "makedumpfile -R '\(restored)' < '\(kd)'"])
+            #expect(r.status == 0, "makedumpfile -R: \(r.stderr)")
+            var ro = EmitOptions(input: restored); ro.systemMap = realMap
+            var fo = EmitOptions(input: kd); fo.systemMap = realMap
+            #expect(try Emitter.emit(ro).note.elfNoteBytes == Emitter.emit(fo).note.elfNoteBytes)
+            try? FileManager.default.removeItem(atPath: (restored as NSString).deletingLastPathComponent)
         }
         var o = EmitOptions(input: realVmcore); o.systemMap = realMap
         let elf = try Emitter.emit(o)

@@ -74,6 +74,15 @@ public func openDump(path: String) throws -> DumpContainer {
         }
     case .kdumpCompressed(let sig) where sig == "KDUMP   ":
         return try KdumpCompressed(file: f)
+    case .flattened:
+        let flat = try FlattenedFile(f)
+        let inner = try flat.read(offset: 0, count: Int(min(flat.size, 64)))
+        switch DumpSniffer.identify(inner) {
+        case .kdumpCompressed(let sig) where sig == "KDUMP   ":
+            return try KdumpCompressed(file: flat, container: "flattened kdump-compressed (\(flat.recordCount) records)")
+        case let other:
+            throw DumpError(path, "a flattened file holding \(other.description): only flattened kdump-compressed files are read; `makedumpfile -R` restores it")
+        }
     case let other:
         throw DumpError(path, offset: 0, "not a dump this version reads: found \(other.description)")
     }
@@ -93,7 +102,7 @@ public enum DumpSniffer {
             switch self {
             case .elf: return "an ELF file"
             case .kdumpCompressed(let sig): return "a diskdump file (signature \"\(sig)\"), which this version does not read (makedumpfile's \"KDUMP   \" files it does)"
-            case .flattened: return "a makedumpfile flattened file (-F); this version cannot read it yet (`makedumpfile -R` turns it into a kdump-compressed file)"
+            case .flattened: return "a makedumpfile flattened file (-F)"
             case .p2mNote: return "a p2mnote note file (made by p2m-emit), not a dump"
             case .compressed(let w): return "a \(w)-compressed file; decompress it first"
             case .empty: return "an empty file"

@@ -19,7 +19,9 @@ import P2MFormat
 
 public final class KdumpCompressed: DumpContainer {
     public let path: String
-    public let file: OpenFile
+    public let file: ByteSource
+    /// "kdump-compressed" or "flattened kdump-compressed".
+    public let container: String
     public let headerVersion: Int32
     public let blockSize: UInt64
     public let maxMapnr: UInt64
@@ -35,13 +37,13 @@ public final class KdumpCompressed: DumpContainer {
     private var cacheOrder: [UInt64] = []
     public var kind: DumpKind { .kdumpCompressed }
     public var fileSize: UInt64 { file.size }
-    public var layoutDescription: String { "header version \(headerVersion), dump level \(dumpLevel), \(maxMapnr) frames, \(rank.last.map { UInt64($0) } ?? 0) pages stored" }
+    public var layoutDescription: String { "\(container), header version \(headerVersion), dump level \(dumpLevel), \(maxMapnr) frames, \(rank.last.map { UInt64($0) } ?? 0) pages stored" }
 
     static func le32(_ b: [UInt8], _ o: Int) -> UInt32 { UInt32(b[o]) | UInt32(b[o + 1]) << 8 | UInt32(b[o + 2]) << 16 | UInt32(b[o + 3]) << 24 }
     static func le64(_ b: [UInt8], _ o: Int) -> UInt64 { UInt64(le32(b, o)) | UInt64(le32(b, o + 4)) << 32 }
 
-    public init(file f: OpenFile) throws {
-        path = f.path; file = f
+    public init(file f: ByteSource, container: String = "kdump-compressed") throws {
+        path = f.path; file = f; self.container = container
         func fail(_ off: UInt64, _ m: String) -> DumpError { DumpError(f.path, offset: off, "kdump-compressed: " + m) }
         guard f.size >= 464 else { throw fail(0, "file of \(f.size) bytes is too short for the 464-byte disk_dump_header") }
         let h = try f.read(offset: 0, count: 464)

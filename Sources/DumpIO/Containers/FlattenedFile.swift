@@ -1,0 +1,120 @@
+// makedumpfile's flattened format (-F): a 4096-byte header ("makedumpfile", type 1, version 1,
+// big-endian int64s), then records {int64 offset, int64 size} (big-endian), each followed by its
+// data, ended by offset = size = −1. Applied in order the records rebuild a kdump-compressed
+// file; reading a flattened file *is* reading that file. The records are indexed once at open
+// (O(records) memory, never O(dump)); where two overlap the later wins, as `makedumpfile -R`
+// and libkdumpfile's flatmap do. Bytes no record wrote read as zeros (the holes -R leaves).
+import Foundation
+
+/// Bytes at offsets: a plain file, or the file a flattened stream describes.
+public protocol ByteSource: AnyObject {
+    var path: String { get }
+    var size: UInt64 { get }
+    func read(offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws
+}
+
+extension ByteSource {
+    public func read(offset: UInt64, count: Int) throws -> [UInt8] {
+        guard count >= 0 else { throw DumpError(path, offset: offset, "negative read size") }
+        var out = [UInt8](repeating: 0, count: count)
+        try out.withUnsafeMutableBytes { try read(offset: offset, into: $0) }
+        return out
+    }
+}
+
+extension OpenFile: ByteSource {}
+
+public final class FlattenedFile: ByteSource {
+    public let file: OpenFile
+    public var path: String { file.path }
+    /// The size of the rebuilt file.
+    public let size: UInt64
+    /// Non-overlapping pieces of the rebuilt file, sorted: (offset, length, file offset of the data).
+    private var pieces: [(off: UInt64, len: UInt64, at: UInt64)] = []
+    public var recordCount = 0
+
+    public init(_ f: OpenFile) throws {
+        file = f
+        func fail(_ o: UInt64, _ m: String) -> DumpError { DumpError(f.path, offset: o, "flattened: " + m) }
+        guard f.size >= 4096 else { throw fail(0, "file of \(f.size) bytes is shorter than the 4096-byte header") }
+        let h = try f.read(offset: 0, count: 32)
+        func be(_ b: [UInt8], _ o: Int) -> UInt64 { (0..<8).reduce(UInt64(0)) { $0 << 8 | UInt64(b[o + $1]) } }
+        guard h[0..<12].elementsEqual(Array("makedumpfile".utf8)) else { throw fail(0, "no \"makedumpfile\" signature") }
+        guard be(h, 16) == 1 else { throw fail(16, "type \(Int64(bitPattern: be(h, 16))), expected 1") }
+        guard be(h, 24) == 1 else { throw fail(24, "version \(Int64(bitPattern: be(h, 24))), expected 1") }
+        var pos: UInt64 = 4096
+        var recs: [(off: UInt64, len: UInt64, at: UInt64)] = []
+        var end: UInt64 = 0
+        while true {
+            guard pos <= f.size, f.size - pos >= 16 else { throw fail(pos, "the stream ends without its end marker (truncated)") }
+            let r = try f.read(offset: pos, count: 16)
+            let off = be(r, 0), len = be(r, 8)
+            if off == .max && len == .max { break }
+            guard Int64(bitPattern: off) >= 0 else { throw fail(pos, "record with negative offset \(Int64(bitPattern: off))") }
+            guard Int64(bitPattern: len) > 0 else { throw fail(pos + 8, "record of size \(Int64(bitPattern: len)) (makedumpfile -R refuses it too)") }
+            guard len <= f.size - pos - 16 else { throw fail(pos + 8, "record of \(len) bytes runs past the end of the file") }
+            let (e, o) = off.addingReportingOverflow(len)
+            guard !o, e <= 1 << 56 else { throw fail(pos, "record [0x\(String(off, radix: 16)), +\(len)) past 2^56") }
+            recs.append((off, len, pos + 16))
+            end = max(end, e)
+            pos += 16 + len
+        }
+        recordCount = recs.count
+        size = end
+        pieces = FlattenedFile.resolve(recs)
+    }
+
+    /// Later records win: paint them in order over a sorted list of pieces. Records that overlap
+    /// nothing (the usual case) go straight through.
+    static func resolve(_ recs: [(off: UInt64, len: UInt64, at: UInt64)]) -> [(off: UInt64, len: UInt64, at: UInt64)] {
+        let order = recs.indices.sorted { recs[$0].off < recs[$1].off || (recs[$0].off == recs[$1].off && $0 < $1) }
+        var out: [(off: UInt64, len: UInt64, at: UInt64)] = []
+        var k = 0
+        while k < order.count {
+            // A cluster: records whose ranges chain into each other.
+            var j = k + 1
+            var clusterEnd = recs[order[k]].off + recs[order[k]].len
+            while j < order.count, recs[order[j]].off < clusterEnd { clusterEnd = max(clusterEnd, recs[order[j]].off + recs[order[j]].len); j += 1 }
+            if j == k + 1 { out.append(recs[order[k]]); k = j; continue }
+            // Paint the cluster's records in stream order.
+            var painted: [(off: UInt64, len: UInt64, at: UInt64)] = []
+            for i in order[k..<j].sorted() {
+                let r = recs[i], rEnd = r.off + r.len
+                var next: [(off: UInt64, len: UInt64, at: UInt64)] = []
+                for p in painted {
+                    let pEnd = p.off + p.len
+                    if pEnd <= r.off || p.off >= rEnd { next.append(p); continue }
+                    if p.off < r.off { next.append((p.off, r.off - p.off, p.at)) }
+                    if pEnd > rEnd { next.append((rEnd, pEnd - rEnd, p.at + (rEnd - p.off))) }
+                }
+                next.append(r)
+                painted = next.sorted { $0.off < $1.off }
+            }
+            out += painted
+            k = j
+        }
+        return out
+    }
+
+    public func read(offset: UInt64, into buf: UnsafeMutableRawBufferPointer) throws {
+        var done = 0
+        while done < buf.count {
+            let a = offset + UInt64(done)
+            var lo = 0, hi = pieces.count - 1, hit = -1
+            while lo <= hi { let m = (lo + hi) / 2; if pieces[m].off <= a { hit = m; lo = m + 1 } else { hi = m - 1 } }
+            let dst = UnsafeMutableRawBufferPointer(rebasing: buf[done...])
+            if hit >= 0, a < pieces[hit].off + pieces[hit].len {
+                let p = pieces[hit]
+                let n = Int(min(UInt64(dst.count), p.off + p.len - a))
+                try file.read(offset: p.at + (a - p.off), into: UnsafeMutableRawBufferPointer(rebasing: dst[0..<n]))
+                done += n
+            } else {
+                // A hole: zeros up to the next piece.
+                let next = hit + 1 < pieces.count ? pieces[hit + 1].off : UInt64.max
+                let n = Int(min(UInt64(dst.count), next - a))
+                UnsafeMutableRawBufferPointer(rebasing: dst[0..<n]).initializeMemory(as: UInt8.self, repeating: 0)
+                done += n
+            }
+        }
+    }
+}
