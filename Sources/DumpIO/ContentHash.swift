@@ -6,6 +6,19 @@ import Foundation
 import P2MFormat
 
 public enum ContentHash {
+    /// Any container: ELF and xl files by their data; a kdump-compressed file by every stored
+    /// page's decompressed bytes with its frame number.
+    public static func of(path: String) throws -> UInt64 {
+        let f = try OpenFile(path: path)
+        if case .kdumpCompressed = DumpSniffer.identify(try f.read(offset: 0, count: Int(min(f.size, 64)))) {
+            let k = try KdumpCompressed(file: f)
+            var h = XXH64()
+            try k.forEachStoredPage { frame, page in h.update(word: frame); h.update(page) }
+            return h.finalize()
+        }
+        return try of(DumpFile.open(path: path))
+    }
+
     public static func of(_ d: DumpFile) throws -> UInt64 {
         let fd = open(d.path, O_RDONLY)
         guard fd >= 0 else { throw DumpError(d.path, "cannot open") }

@@ -101,9 +101,14 @@ public final class NoteInjector {
             report.actions.append("restored \(path) from the undo journal of an interrupted injection")
         }
         let opened = try OpenFile(path: path)
-        let head = try opened.read(offset: 0, count: Int(min(opened.size, 8)))
-        if head.elementsEqual(Array("KDUMP   ".utf8)) {
-            throw DumpError(path, "a kdump-compressed file: p2m-inject writes ELF vmcores and xl dump-core files only in this version (convert with `makedumpfile -E`, or read it as it is with p2m-analyze)")
+        let head = try opened.read(offset: 0, count: Int(min(opened.size, 64)))
+        switch DumpSniffer.identify(head) {
+        case .kdumpCompressed(let sig) where sig == "KDUMP   ":
+            try injectKdump(action: action, note: note, dryRun: dryRun, report: &report)
+            return report
+        case .flattened:
+            throw DumpError(path, "a flattened file (makedumpfile -F) is a stream of records: p2m-inject does not write into it (readers disagree on overlapping records); restore it with `makedumpfile -R FILE < STREAM` and inject into that")
+        default: break
         }
         let dump = try DumpFile.open(path: path)
         if let n = note { _ = try P2MNote.descriptor(fromElfNote: n) }   // refuse a non-p2mnote input early
@@ -292,6 +297,66 @@ public final class NoteInjector {
             try pwriteAll(fd, path, Array(buf[0..<n]), at: to + done)
             done += UInt64(n)
         }
+    }
+
+    // MARK: kdump-compressed
+
+    /// makedumpfile's kdump-compressed file: a new notes blob (every old note but ours, then
+    /// the new one) is appended and fsynced; then one 32-byte write in the sub-header switches
+    /// offset_vmcoreinfo/size_vmcoreinfo/offset_note/size_note to it (makedumpfile recomputes
+    /// the VMCOREINFO offset relative to offset_note when it re-filters, so it moves into the
+    /// blob too). The journal holds those 32 bytes and the old size; O(notes) whatever the dump.
+    private func injectKdump(action: InjectAction, note: [UInt8]?, dryRun: Bool, report: inout InjectReport) throws {
+        let k = try KdumpCompressed(file: OpenFile(path: path))       // the whole layout, as strictly as the reader
+        guard k.headerVersion >= 4 else { throw DumpError(path, offset: 8, "header_version \(k.headerVersion) has no note fields (needs 4 or later)") }
+        if let n = note { _ = try P2MNote.descriptor(fromElfNote: n) }
+        let existing = try k.p2mNote()
+        switch action {
+        case .add where existing != nil: throw DumpError(path, offset: existing?.fileOffset, "the dump already carries a p2mnote note; use --replace or --remove")
+        case .remove where existing == nil: throw DumpError(path, "the dump carries no p2mnote note to remove")
+        default: break
+        }
+        let fd = open(path, dryRun ? O_RDONLY : O_RDWR)
+        guard fd >= 0 else { throw DumpError(path, "cannot open for writing: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        if !dryRun { guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { throw DumpError(path, "another p2m-inject is working on this dump") } }
+        let fieldsAt = k.blockSize + 32
+        let old = try DumpFile.pread(fd, path, offset: fieldsAt, count: 32)
+        let oldVmci = rd(old, 0), vmciSize = rd(old, 8)
+        var blob: [UInt8] = []
+        var newVmci = oldVmci
+        for n in k.notes where !(n.name == P2MNote.ownerName && n.type == P2MNote.noteType) {
+            let bytes = try DumpFile.pread(fd, path, offset: n.fileOffset, count: Int(n.size))
+            if oldVmci >= n.fileOffset && oldVmci < n.fileOffset + n.size { newVmci = UInt64(blob.count) + (oldVmci - n.fileOffset) }
+            blob += bytes
+        }
+        if let n = note { blob += n }
+        var st = stat(); fstat(fd, &st)
+        let size = UInt64(st.st_size)
+        let dest = (size + 4095) / 4096 * 4096
+        let vmciAbs = newVmci == oldVmci ? oldVmci : dest + newVmci
+        let fields = le(vmciAbs) + le(vmciSize) + le(blob.isEmpty ? 0 : dest) + le(UInt64(blob.count))
+        report.actions.append("\(existing == nil ? "add" : (note == nil ? "remove" : "replace")): a \(blob.count)-byte notes blob (\(k.notes.count - (existing == nil ? 0 : 1)) old notes\(note == nil ? "" : " + the p2mnote note")) appended at 0x\(String(dest, radix: 16)); offset_note/size_note\(oldVmci != 0 ? " and offset_vmcoreinfo" : "") switched in the sub-header")
+        if dryRun { return }
+        try writeJournal(fd: fd, regions: [(fieldsAt, 32)], fileSize: size)
+        do {
+            try failpoint?("write-blob")
+            if !blob.isEmpty { try pwriteAll(fd, path, blob, at: dest) }
+            try sync(fd)
+            try failpoint?("switch")
+            try ensureUnchanged(fd, at: fieldsAt, expected: old, size: blob.isEmpty ? size : dest + UInt64(blob.count))
+            try pwriteAll(fd, path, fields, at: fieldsAt)
+            try sync(fd)
+        } catch {
+            // Put the dump back before exiting: the old fields and the old size.
+            if (try? pwriteAll(fd, path, old, at: fieldsAt)) != nil, ftruncate(fd, off_t(size)) == 0, fsync(fd) == 0 {
+                dropJournal()
+                throw DumpError(path, "\(error); the dump was put back as it was")
+            }
+            throw DumpError(path, "\(error); the dump could not be put back here: the next p2m-inject run restores it from \(journalPath)")
+        }
+        report.bytesWritten = UInt64(blob.count) + 32
+        dropJournal()
     }
 
     // MARK: xl dump-core

@@ -85,14 +85,14 @@ public struct InjectCommand: ParsableCommand {
                 print("checked: the note agrees with " + c.comparisons.map(\.source).joined(separator: ", "))
             }
         }
-        let before = verify ? try ContentHash.of(DumpFile.open(path: target)) : nil
+        let before = verify ? try ContentHash.of(path: target) : nil
         let injector = NoteInjector(path: target)
         let action: InjectAction = remove ? .remove : (replace ? .replace : .add)
         let report = try injector.run(action: action, note: noteBytes, dryRun: dryRun)
         print(report.description)
         if dryRun { print("dry run: nothing written"); done = true; return }
         // Re-open and check what is there now.
-        let after = try DumpFile.open(path: target)
+        let after = try openDump(path: target)
         if action == .remove {
             guard try after.p2mNote() == nil else { throw DumpError(target, "the note is still there after removal") }
             print("verified: no p2mnote note")
@@ -102,7 +102,7 @@ public struct InjectCommand: ParsableCommand {
             print("verified: note at file offset 0x\(String(n.fileOffset, radix: 16)) decodes (\(dec.header.nrPfns) pfns, digest 0x\(String(dec.header.mapDigest, radix: 16)))")
         }
         if let b = before {
-            let a = try ContentHash.of(after)
+            let a = try ContentHash.of(path: target)
             guard a == b else { throw DumpError(target, "memory content hash changed: 0x\(String(b, radix: 16)) → 0x\(String(a, radix: 16))") }
             print("verified: memory content hash unchanged (0x\(String(a, radix: 16)))")
         }

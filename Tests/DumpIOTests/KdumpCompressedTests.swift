@@ -121,3 +121,45 @@ func flattened(_ file: [UInt8], chunk: Int = 1000, extra: [(UInt64, [UInt8])] = 
         #expect(refused > 0 && opened > 0, "refused \(refused), opened \(opened)")
     }
 }
+
+@Suite struct KdumpInjectTests {
+    /// Add, replace, remove on a kdump-compressed file; the pages never change; an
+    /// interruption at every step leaves the file byte-identical.
+    @Test func injectReplaceRemoveAndInterruptions() throws {
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let p = d + "/k"
+        var base = smallKdump()
+        // A notes blob as makedumpfile writes it: a VMCOREINFO note right after the sub-header.
+        func le(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } }
+        let info = Array("OSRELEASE=6.1.0-test\nPAGESIZE=4096\n".utf8)
+        var vm = [UInt8](repeating: 0, count: 12 + 12 + (info.count + 3) / 4 * 4)
+        vm.replaceSubrange(0..<4, with: [11, 0, 0, 0]); vm.replaceSubrange(4..<8, with: le(UInt64(info.count)).prefix(4))
+        vm.replaceSubrange(12..<22, with: Array("VMCOREINFO".utf8)); vm.replaceSubrange(24..<24 + info.count, with: info)
+        let notesAt = 4096 + 104
+        base.replaceSubrange(notesAt..<notesAt + vm.count, with: vm)
+        base.replaceSubrange(4096 + 32..<4096 + 64, with: le(UInt64(notesAt + 24)) + le(UInt64(info.count)) + le(UInt64(notesAt)) + le(UInt64(vm.count)))
+        try Data(base).write(to: URL(fileURLWithPath: p))
+        let pagesBefore = try ContentHash.of(path: p)
+        let note = try P2MEncoder(width: .eight).appendingForTest([0x10, 0x11]).finish(metadata: .init(source: .rawTable)).elfNoteBytes
+        for step in ["write-blob", "switch"] {
+            let inj = NoteInjector(path: p)
+            inj.failpoint = { if $0 == step { throw DumpError(p, "simulated failure at \(step)") } }
+            #expect(throws: DumpError.self) { _ = try inj.run(action: .add, note: note) }
+            #expect(try Data(contentsOf: URL(fileURLWithPath: p)) == Data(base), "\(step): the dump changed")
+            #expect(!FileManager.default.fileExists(atPath: p + ".p2minject.journal"))
+        }
+        _ = try NoteInjector(path: p).run(action: .add, note: note)
+        var k = try openDump(path: p)
+        #expect(try k.p2mNote() != nil && k.vmcoreInfo?.osRelease == "6.1.0-test", "VMCOREINFO follows the notes")
+        #expect(try ContentHash.of(path: p) == pagesBefore)
+        _ = try NoteInjector(path: p).run(action: .replace, note: note)
+        _ = try NoteInjector(path: p).run(action: .remove, note: nil)
+        k = try openDump(path: p)
+        #expect(try k.p2mNote() == nil && k.vmcoreInfo?.osRelease == "6.1.0-test")
+        #expect(try ContentHash.of(path: p) == pagesBefore)
+    }
+}
+
+extension P2MEncoder {
+    func appendingForTest(_ e: [UInt64]) throws -> P2MEncoder { try append(entries: e); return self }
+}

@@ -167,6 +167,21 @@ struct RealDumpTests {
             }
         }
         if level == 0 { #expect(excluded == 0) }
+        // Inject into a copy: crash reads the same `sys` and `mod`, every page is unchanged.
+        guard !compression.hasPrefix("-F"), FileManager.default.fileExists(atPath: realDir + "/vmlinux") else { return }
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let copy = d + "/kd"
+        try sparseCopy(from: kd, to: copy)
+        let before = try ContentHash.of(path: copy)
+        _ = try NoteInjector(path: copy).run(action: .add, note: k.note.elfNoteBytes)
+        #expect(try ContentHash.of(path: copy) == before)
+        #expect(try openDump(path: copy).p2mNote().map { try P2MNote.decode(descriptor: $0.desc).header.mapDigest } == k.note.header.mapDigest)
+        func crash(_ f: String) throws -> String {
+            try runTool(["crash", "-s", realDir + "/vmlinux", f], stdin: "sys\nmod\nq\n").stdout
+                .split(separator: "\n").filter { !$0.contains("DUMPFILE:") }.joined(separator: "\n")
+        }
+        let cb = try crash(kd), ca = try crash(copy)
+        #expect(cb == ca && ca.contains("RELEASE:"), "crash differs on the injected kdump file:\n\(cb)\n---\n\(ca)")
     }
 
     @Test(.enabled(if: FileManager.default.fileExists(atPath: realDir + "/domU.xcore"), "no real xl dump-core in $P2M_REAL_DUMP_DIR"))

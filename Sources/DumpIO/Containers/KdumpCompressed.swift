@@ -114,6 +114,18 @@ public final class KdumpCompressed: DumpContainer {
 
     static let lzoReady: Bool = p2m_lzo_init() == LZO_E_OK
 
+    /// Every stored frame's page, in frame order (for a content hash).
+    public func forEachStoredPage(_ body: (UInt64, [UInt8]) throws -> Void) throws {
+        for w in 0..<dumpable.count where dumpable[w] != 0 {
+            var bits = dumpable[w]
+            while bits != 0 {
+                let f = UInt64(w) * 64 + UInt64(bits.trailingZeroBitCount)
+                try body(f, try page(f))
+                bits &= bits - 1
+            }
+        }
+    }
+
     @inline(__always) private func bit(_ m: [UInt64], _ frame: UInt64) -> Bool { m[Int(frame >> 6)] >> (frame & 63) & 1 == 1 }
 
     /// Descriptor index of a dumpable frame: O(1) through the rank index.
