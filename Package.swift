@@ -36,11 +36,15 @@ let package = Package(
                        providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CLZO", path: "Sources/CLZO", pkgConfig: "lzo2",
                        providers: [.apt(["liblzo2-dev"])]),
+        .systemLibrary(name: "CSnappy", path: "Sources/CSnappy", pkgConfig: "snappy",
+                       providers: [.apt(["libsnappy-dev"])]),
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
+                       providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CEdit", path: "Sources/CEdit", pkgConfig: "libedit",
                        providers: [.apt(["libedit-dev"])]),
 
         .target(name: "P2MFormat", dependencies: ["CLZ4", "CXXHash"]),
-        .target(name: "DumpIO", dependencies: ["P2MFormat", "CLibElf", "CZlib", "CLZO"]),
+        .target(name: "DumpIO", dependencies: ["P2MFormat", "CLibElf", "CZlib", "CLZO", "CSnappy", "CZstd"]),
         .target(name: "Translation", dependencies: ["P2MFormat", "DumpIO"]),
         .target(name: "P2MTools", dependencies: [
             "P2MFormat", "DumpIO", "Translation", "CEdit",
@@ -51,7 +55,7 @@ let package = Package(
         .executableTarget(name: "p2m-analyze", dependencies: ["P2MTools"]),
 
         // Tools/: the test-dump generator (a library so tests call it in-process) and benchmarks.
-        .target(name: "DumpGen", dependencies: ["P2MFormat"], path: "Tools/DumpGen"),
+        .target(name: "DumpGen", dependencies: ["P2MFormat", "CZlib", "CLZO", "CSnappy", "CZstd"], path: "Tools/DumpGen"),
         .executableTarget(name: "p2m-gendump", dependencies: [
             "DumpGen", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Tools/gendump"),
