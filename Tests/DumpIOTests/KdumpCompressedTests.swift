@@ -90,6 +90,9 @@ func flattened(_ file: [UInt8], chunk: Int = 1000, extra: [(UInt64, [UInt8])] = 
         do { _ = try k.memory.readU64(MachAddr(0x12 << 12)); Issue.record("absent page read") } catch {
             #expect("\(error)".contains("not in the dump"), "\(error)")
         }
+        // Memory kept after its container is gone: an error, not a use-after-free.
+        let orphan = try openDump(path: p).memory
+        #expect(throws: DumpError.self) { _ = try orphan.readU64(MachAddr(0x10 << 12)) }
         try Data(smallKdump(split: 1)).write(to: URL(fileURLWithPath: p))
         do { _ = try openDump(path: p); Issue.record("split dump opened") } catch { #expect("\(error)".contains("--reassemble"), "\(error)") }
         try Data(smallKdump(version: 7)).write(to: URL(fileURLWithPath: p))

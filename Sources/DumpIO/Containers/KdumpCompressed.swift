@@ -107,8 +107,11 @@ public final class KdumpCompressed: DumpContainer {
         }
         notes = ns
         memoryMap = try MachineMemoryMap(path: f.path, segments: [
-            MemorySegment(start: 0, length: maxMapnr << 12, origin: "kdump-compressed pages") { [unowned self] off, buf in
-                try self.readMachine(off, into: buf)
+            // Weak: the registry must not keep its container alive (a cycle, leaked per open in
+            // a library caller); a read after the container is gone is an error, never a trap.
+            MemorySegment(start: 0, length: maxMapnr << 12, origin: "kdump-compressed pages") { [weak self, path = f.path] off, buf in
+                guard let s = self else { throw DumpError(path, "the kdump-compressed dump was closed; keep the container while reading its memory") }
+                try s.readMachine(off, into: buf)
             }])
     }
 
