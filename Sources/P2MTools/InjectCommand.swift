@@ -56,7 +56,9 @@ public struct InjectCommand: ParsableCommand {
             created = out
             target = out
         }
-        let symbols = (systemMap != nil || vmlinux != nil) ? try SymbolTable.forDump(systemMap: systemMap, vmlinux: vmlinux, dump: try openDump(path: target)) : nil
+        // One open of the target serves the symbols and the cross-check.
+        let container = try openDump(path: target)
+        let symbols = try SymbolTable.forDump(systemMap: systemMap, vmlinux: vmlinux, dump: container)
         var noteBytes: [UInt8]? = nil
         if let n = note {
             guard let d = FileManager.default.contents(atPath: n) else { throw DumpError(n, "cannot read the note file") }
@@ -71,16 +73,14 @@ public struct InjectCommand: ParsableCommand {
             do { dec = try P2MNote.decode(descriptor: try P2MNote.descriptor(fromElfNote: nb)) }
             catch { throw DumpError(note ?? target, "not a valid p2mnote note: \(error)") }
             // The same cross-check as emit and `check`: a note from another dump is refused.
-            let container = try openDump(path: target)
-            let syms = try symbols ?? SymbolTable.forDump(systemMap: nil, vmlinux: nil, dump: container)
-            let resolver = P2MResolver(dump: container, symbols: syms)
+            let resolver = P2MResolver(dump: container, symbols: symbols)
             let c = resolver.crossCheck(dec.map, identityKnown: dec.header.identityKnown)
             if !c.agrees {
                 let msg = "the note does not match this dump's own tables:\n" + CrossCheckText.render(c)
                 if force { warn("p2m-inject: warning (--force): " + msg) }
                 else { throw DumpError(target, msg + "nothing was written; pass --force to inject it anyway") }
             } else if !c.compared {
-                warn("p2m-inject: note: no other copy of the p2m is readable in this dump, so the note could not be checked against it" + (symbols == nil ? " (pass --system-map to compare with the guest's linear list)" : ""))
+                warn("p2m-inject: note: no other copy of the p2m is readable in this dump, so the note could not be checked against it" + (systemMap == nil && vmlinux == nil ? " (pass --system-map to compare with the guest's linear list)" : ""))
             } else {
                 print("checked: the note agrees with " + c.comparisons.map(\.source).joined(separator: ", "))
             }
