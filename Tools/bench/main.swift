@@ -11,7 +11,7 @@ import Translation
 
 struct P2MBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "p2m-bench", abstract: "p2mnote benchmarks.",
-        subcommands: [All.self, FormatBench.self, EmitBench.self, InjectBench.self, AnalyzeBench.self, SymbolsBench.self])
+        subcommands: [All.self, FormatBench.self, EmitBench.self, InjectBench.self, AnalyzeBench.self, SymbolsBench.self, KdumpBench.self])
 }
 
 // MARK: helpers
@@ -38,7 +38,7 @@ func mb(_ b: Double) -> String { String(format: "%.1f", b / 1e6) }
 struct All: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Every benchmark.")
     func run() throws {
-        try FormatBench().run(); try EmitBench().run(); try InjectBench().run(); try AnalyzeBench().run(); try SymbolsBench().run()
+        try FormatBench().run(); try EmitBench().run(); try InjectBench().run(); try AnalyzeBench().run(); try SymbolsBench().run(); try KdumpBench().run()
     }
 }
 
@@ -247,6 +247,41 @@ struct AnalyzeBench: ParsableCommand {
         var ok = 0
         let (_, vT) = time { for va in addrs { if (try? w.translate(va, root: view.root, form: .x86_64)) != nil { ok += 1 } } }
         print(String(format: "vtop: %d translations in %.3f s = %.2f M/s (target ≥ 1 M/s); %d mapped; %d table pages read", n, vT, Double(n) / vT / 1e6, ok, w.tableReads))
+    }
+}
+
+struct KdumpBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "kdump", abstract: "kdump-compressed files (zlib): open time, random page reads, inject cost, by machine size.")
+    @Option var machineGib: [UInt64] = [1, 16]
+    func run() throws {
+        let d = try scratch(); defer { try? FileManager.default.removeItem(atPath: d) }
+        print("== kdump-compressed (zlib): open, 10,000 random stored-page reads, inject (same run)")
+        print("machine   file MB   open ms (median of 7)   page reads/s   inject ms   bytes written")
+        for gib in machineGib {
+            var o = Dom0DumpOptions(); o.guestMiB = 512; o.machineMiB = max(gib << 10, 1024)
+            let g = try DumpGenerator.generateDom0(o, to: d + "/m.vmcore")
+            let kd = d + "/m.kdump"
+            try KdumpWriter.write(fromELF: g.path, to: kd, KdumpWriteOptions())
+            try? FileManager.default.removeItem(atPath: g.path)
+            var opens: [Double] = []
+            for _ in 0..<7 { opens.append(try time { _ = try openDump(path: kd) }.1) }
+            opens.sort()
+            let k = try openDump(path: kd)
+            var rng = SplitMix64(seed: 3)
+            let frames = g.manifest.samples.map(\.mfn)
+            var buf = [UInt8](repeating: 0, count: 4096)
+            let (_, rt) = try time {
+                for _ in 0..<10_000 {
+                    let f = frames[Int(rng.below(UInt64(frames.count)))] &+ rng.below(64)
+                    try? buf.withUnsafeMutableBytes { try k.memory.read(MachAddr(f << 12), into: $0) }
+                }
+            }
+            var e = EmitOptions(input: kd); e.systemMap = g.systemMapPath; e.compare = false
+            let note = try Emitter.emit(e).note.elfNoteBytes
+            let (rep, it) = try time { try NoteInjector(path: kd).run(action: .add, note: note) }
+            print(String(format: "%4llu GiB  %8.1f   %10.3f             %10.0f     %7.3f     %llu", gib, Double(fileSize(kd)) / 1e6, opens[3] * 1000, 10_000 / rt, it * 1000, rep.bytesWritten))
+            try? FileManager.default.removeItem(atPath: kd)
+        }
     }
 }
 
