@@ -41,33 +41,31 @@ public final class KdumpCompressed: DumpContainer {
     public var fileSize: UInt64 { file.size }
     public var layoutDescription: String { "\(container), header version \(headerVersion), dump level \(dumpLevel), \(maxMapnr) frames, \(rank.last.map { UInt64($0) } ?? 0) pages stored" }
 
-    static func le32(_ b: [UInt8], _ o: Int) -> UInt32 { UInt32(b[o]) | UInt32(b[o + 1]) << 8 | UInt32(b[o + 2]) << 16 | UInt32(b[o + 3]) << 24 }
-    static func le64(_ b: [UInt8], _ o: Int) -> UInt64 { UInt64(le32(b, o)) | UInt64(le32(b, o + 4)) << 32 }
 
     public init(file f: ByteSource, container: String = "kdump-compressed") throws {
         path = f.path; file = f; self.container = container
         func fail(_ off: UInt64, _ m: String) -> DumpError { DumpError(f.path, offset: off, "kdump-compressed: " + m) }
         guard f.size >= 464 else { throw fail(0, "file of \(f.size) bytes is too short for the 464-byte disk_dump_header") }
         let h = try f.read(offset: 0, count: 464)
-        headerVersion = Int32(bitPattern: KdumpCompressed.le32(h, 8))
+        headerVersion = Int32(bitPattern: rd4(h, 8))
         // utsname 6×65 at 12, then struct timeval (16, 8-aligned at 408), then the counters.
-        let status = KdumpCompressed.le32(h, 424)
-        let bs = Int32(bitPattern: KdumpCompressed.le32(h, 428))
-        let subBlocks = Int32(bitPattern: KdumpCompressed.le32(h, 432))
-        let bitmapBlocks = UInt64(KdumpCompressed.le32(h, 436))
-        let mapnr32 = UInt64(KdumpCompressed.le32(h, 440))
+        let status = rd4(h, 424)
+        let bs = Int32(bitPattern: rd4(h, 428))
+        let subBlocks = Int32(bitPattern: rd4(h, 432))
+        let bitmapBlocks = UInt64(rd4(h, 436))
+        let mapnr32 = UInt64(rd4(h, 440))
         guard (1...6).contains(headerVersion) else { throw fail(8, "header_version \(headerVersion); this reader knows 1 to 6") }
         guard bs == 4096 else { throw fail(428, "block_size \(bs), expected 4096 (x86_64 page size)") }
         guard subBlocks >= 1, subBlocks <= 1024 else { throw fail(432, "sub_hdr_size \(subBlocks) blocks is implausible") }
         blockSize = 4096
         _ = status
         let sub = try f.read(offset: blockSize, count: 104)
-        dumpLevel = Int32(bitPattern: KdumpCompressed.le32(sub, 8))
-        let split = Int32(bitPattern: KdumpCompressed.le32(sub, 12))
+        dumpLevel = Int32(bitPattern: rd4(sub, 8))
+        let split = Int32(bitPattern: rd4(sub, 12))
         guard split == 0 else {
             throw fail(blockSize + 12, "a split dump (makedumpfile --split): reassemble it first with `makedumpfile --reassemble`")
         }
-        maxMapnr = headerVersion >= 6 && KdumpCompressed.le64(sub, 96) != 0 ? KdumpCompressed.le64(sub, 96) : mapnr32
+        maxMapnr = headerVersion >= 6 && rd(sub, 96) != 0 ? rd(sub, 96) : mapnr32
         guard maxMapnr > 0, maxMapnr <= 1 << 40 else { throw fail(440, "max_mapnr \(maxMapnr) is implausible") }
         // Two bitmaps, each bitmap_blocks/2 blocks, a bit per frame.
         let half = bitmapBlocks * blockSize / 2
@@ -97,7 +95,7 @@ public final class KdumpCompressed: DumpContainer {
         // Notes (header_version ≥ 4): the ELF notes of /proc/vmcore, Xen's included.
         var ns: [ElfNote] = []
         if headerVersion >= 4 {
-            let off = KdumpCompressed.le64(sub, 48), size = KdumpCompressed.le64(sub, 56)
+            let off = rd(sub, 48), size = rd(sub, 56)
             if off != 0 && size != 0 {
                 guard size <= 64 << 20, off <= f.size, size <= f.size - off else {
                     throw fail(blockSize + 48, "notes (offset 0x\(String(off, radix: 16)), size \(size)) run past the end of the file")
@@ -151,7 +149,7 @@ public final class KdumpCompressed: DumpContainer {
         }
         let dOff = descBase + descriptorIndex(frame) * 24
         let d = try file.read(offset: dOff, count: 24)
-        let off = KdumpCompressed.le64(d, 0), size = UInt64(KdumpCompressed.le32(d, 8)), flags = KdumpCompressed.le32(d, 12)
+        let off = rd(d, 0), size = UInt64(rd4(d, 8)), flags = rd4(d, 12)
         guard off >= descBase, size > 0, size <= 2 * blockSize, off <= file.size, size <= file.size - off else {
             throw DumpError(path, offset: dOff, "kdump-compressed: page descriptor of frame 0x\(String(frame, radix: 16)) points at \(size) bytes at 0x\(String(off, radix: 16)), outside the page data")
         }
