@@ -9,8 +9,18 @@
 //   Translation     address translation: machine-memory page walk, p2m sources, symbols, kernel layout
 //   P2MTools        command logic of emit / inject / analyze (testable in-process)
 //   p2m-*           thin command-line executables over P2MTools
+//   LibP2MNote      libp2mnote.so: the C interface (CP2MNote's include/p2mnote.h) for C and Python
 //   Tools/*         test-dump generator and benchmarks
 import PackageDescription
+
+// -static-stdlib links libswiftCore.a into the shared library, but the archives the static
+// Foundation needs in turn (its autolink entries sit in archive members, which swiftc does not
+// read) must be named, in a group so that their order does not matter. Checked by loading the
+// library with LD_BIND_NOW=1 (Tests/LibP2MNoteTests).
+let staticRuntimeGroup = ["--start-group", "-lFoundation", "-lFoundationInternationalization", "-lFoundationEssentials",
+                          "-l_FoundationICU", "-l_FoundationCShims", "-l_FoundationCollections", "-lCoreFoundation",
+                          "-lswiftSynchronization", "-lswift_Concurrency", "-lswiftDispatch", "-ldispatch", "-lBlocksRuntime",
+                          "-lswift_RegexParser", "-lswift_StringProcessing", "-lswiftCore", "--end-group"].flatMap { ["-Xlinker", $0] }
 
 let package = Package(
     name: "p2mnote",
@@ -21,6 +31,8 @@ let package = Package(
         .executable(name: "p2m-analyze", targets: ["p2m-analyze"]),
         .executable(name: "p2m-gendump", targets: ["p2m-gendump"]),
         .executable(name: "p2m-bench", targets: ["p2m-bench"]),
+        // libp2mnote.so, with the Swift runtime linked in: C and Python callers need nothing else.
+        .library(name: "p2mnote", type: .dynamic, targets: ["LibP2MNote"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -50,6 +62,9 @@ let package = Package(
             "P2MFormat", "DumpIO", "Translation", "CEdit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .target(name: "CP2MNote", path: "Sources/CP2MNote"),
+        .target(name: "LibP2MNote", dependencies: ["CP2MNote", "P2MTools", "Translation", "DumpIO", "P2MFormat"],
+                linkerSettings: [.unsafeFlags(["-static-stdlib"] + staticRuntimeGroup)]),
         .executableTarget(name: "p2m-emit", dependencies: ["P2MTools"]),
         .executableTarget(name: "p2m-inject", dependencies: ["P2MTools"]),
         .executableTarget(name: "p2m-analyze", dependencies: ["P2MTools"]),
@@ -70,6 +85,7 @@ let package = Package(
         .testTarget(name: "TranslationTests", dependencies: ["TestSupport", "Translation", "DumpIO", "DumpGen", "P2MFormat"]),
         .testTarget(name: "P2MToolsTests", dependencies: ["TestSupport", "P2MTools", "DumpGen", "Translation", "DumpIO", "P2MFormat"]),
         .testTarget(name: "DumpGenTests", dependencies: ["TestSupport", "DumpGen", "P2MFormat"]),
+        .testTarget(name: "LibP2MNoteTests", dependencies: ["TestSupport", "DumpGen"], exclude: ["c"]),
         .testTarget(name: "RealDumpTests", dependencies: ["TestSupport", "P2MTools", "Translation", "DumpIO", "P2MFormat"]),
     ]
 )

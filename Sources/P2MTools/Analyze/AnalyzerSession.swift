@@ -118,6 +118,9 @@ public final class AnalyzerSession {
 
     // MARK: commands
 
+    /// Run one command line as typed ("rd -64 linux_banner 4"); "quotes" group words.
+    public func execute(line: String) throws -> CommandOutput { try execute(ShellWords.split(line)) }
+
     /// Run one command line (already split into words): the same parser in every mode, so
     /// `rd --help`, options after the command and errors behave alike.
     public func execute(_ argv: [String]) throws -> CommandOutput {

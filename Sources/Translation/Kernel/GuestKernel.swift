@@ -6,8 +6,11 @@ import Foundation
 import P2MFormat
 
 public struct TranslationError: Error, CustomStringConvertible, Sendable {
+    /// What went wrong, for callers that map errors to codes (libp2mnote's status).
+    public enum Kind: Sendable { case other, noRoot, noSymbol, mismatch, unmapped, beyondTable, noP2M }
     public let message: String
-    public init(_ m: String) { message = m }
+    public let kind: Kind
+    public init(_ m: String, kind: Kind = .other) { message = m; self.kind = kind }
     public var description: String { message }
 }
 
@@ -42,7 +45,7 @@ public final class GuestKernel {
         if let c = cr3 { candidates.append(RecordedRoot(cr3: c, source: "--cr3")) }
         candidates += try dump.recordedRoots()
         guard !candidates.isEmpty else {
-            throw TranslationError("\(dump.path): no page-table root: the dump has no Xen crash-regs note (and no vcpu context); pass --cr3 with the machine address of the guest's top page table")
+            throw TranslationError("\(dump.path): no page-table root: the dump has no Xen crash-regs note (and no vcpu context); pass --cr3 with the machine address of the guest's top page table", kind: .noRoot)
         }
         let probe = symbols.address("xen_p2m_addr") ?? symbols.address("linux_banner") ?? symbols.address("init_top_pgt")
         var chosen: RecordedRoot? = nil
@@ -51,7 +54,7 @@ public final class GuestKernel {
             chosen = candidates.first { (try? walker.translate(p.rawValue, root: MachAddr($0.cr3 & PTE.addressMask), form: .x86_64)) != nil }
         } else { chosen = candidates[0] }
         guard let c = chosen else {
-            throw TranslationError("\(dump.path): none of the recorded cr3 values (\(candidates.map { "0x" + String($0.cr3, radix: 16) + " from " + $0.source }.joined(separator: ", "))) maps the kernel's symbols; pass --cr3")
+            throw TranslationError("\(dump.path): none of the recorded cr3 values (\(candidates.map { "0x" + String($0.cr3, radix: 16) + " from " + $0.source }.joined(separator: ", "))) maps the kernel's symbols (are the System.map or vmlinux this dump's kernel's?); pass --cr3", kind: .mismatch)
         }
         pageTables = KernelPageTables(walker: walker, root: MachAddr(c.cr3 & PTE.addressMask))
         rootSource = c.source
@@ -59,7 +62,7 @@ public final class GuestKernel {
 
     public func symbol(_ name: String) throws -> KVAddr {
         guard let a = symbols.address(name) else {
-            throw TranslationError("symbol \(name) not found: pass --system-map or --vmlinux (the dump's VMCOREINFO, if any, does not list it)")
+            throw TranslationError("symbol \(name) not found: pass --system-map or --vmlinux (the dump's VMCOREINFO, if any, does not list it)", kind: .noSymbol)
         }
         return a
     }

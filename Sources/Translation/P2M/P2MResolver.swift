@@ -282,7 +282,7 @@ public final class P2MResolver {
         for s in dumpSources() {
             do { return (try s.map(), s) } catch { record(s.name, "\(error)") }
         }
-        throw TranslationError("\(dump.path): no p2m source: " + unavailable.map { "\($0.source): \($0.reason)" }.joined(separator: "; "))
+        throw TranslationError("\(dump.path): no p2m source: " + unavailable.map { "\($0.source): \($0.reason)" }.joined(separator: "; "), kind: .noP2M)
     }
 
     /// Compare `map` with every source of the dump except `skip`, each over the pfns both cover.

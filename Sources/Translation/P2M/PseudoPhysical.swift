@@ -13,12 +13,12 @@ public struct PseudoPhysicalMemory {
     /// The machine frame of a pfn (identity entries map to the pfn's own frame).
     public func frame(of pfn: PFN) throws -> MFN {
         guard let e = map.entry(pfn) else {
-            throw TranslationError("pfn \(pfn) is beyond the p2m (\(map.nrPfns) entries, \(origin))")
+            throw TranslationError("pfn \(pfn) is beyond the p2m (\(map.nrPfns) entries, \(origin))", kind: .beyondTable)
         }
         switch e.kind {
         case .mfn, .identity: return e.frame ?? MFN(pfn.rawValue)
-        case .invalid: throw TranslationError("pfn \(pfn) has no machine frame (INVALID in the p2m, \(origin))")
-        case .foreign: throw TranslationError("pfn \(pfn) maps a frame of another domain (\(e))")
+        case .invalid: throw TranslationError("pfn \(pfn) has no machine frame (INVALID in the p2m, \(origin))", kind: .unmapped)
+        case .foreign: throw TranslationError("pfn \(pfn) maps a frame of another domain (\(e))", kind: .unmapped)
         }
     }
 
