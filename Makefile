@@ -2,7 +2,7 @@
 # Both install the Debian packages they need first (as root; apt-get is skipped when present).
 
 SWIFT ?= swift
-DEB_PACKAGES = libelf-dev liblz4-dev libedit-dev libxxhash-dev zlib1g-dev liblzo2-dev libsnappy-dev libzstd-dev makedumpfile pkgconf elfutils binutils lz4 zstd python3-libkdumpfile crash time tmux
+DEB_PACKAGES = libelf-dev liblz4-dev libedit-dev libxxhash-dev zlib1g-dev liblzo2-dev libsnappy-dev libzstd-dev makedumpfile pkgconf elfutils binutils lz4 zstd python3-libkdumpfile crash time tmux gcc python3 python3-venv
 DEMO ?= demo
 
 # Real Xen dumps (Tools/real-dump/make), cached outside the clone so a second run reuses them;
@@ -11,7 +11,13 @@ export P2M_REAL_DUMP_DIR ?= /var/cache/p2mnote/real-dumps
 P2M_REAL_DUMPS ?= 1
 PREFIX ?= /usr/local
 
-.PHONY: deps build release test demo bench clean real-dumps install
+# The Python package's environment: Debian's python3 (its site packages hold python3-libkdumpfile,
+# which the tests compare with) plus drgn from PyPI. Outside the clone's tracked files (.gitignore).
+VENV ?= .venv
+SYSTEM_PYTHON ?= /usr/bin/python3
+DRGN_VERSION ?= 0.3.0
+
+.PHONY: deps build release test demo bench clean real-dumps install venv
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -34,15 +40,36 @@ real-dumps:
 	  bash Tools/real-dump/make && ok || { echo "real-dump: first attempt failed; retrying once" >&2; \
 	    bash Tools/real-dump/make && ok || { for f in serial.log xl-serial.log; do \
 	      echo "== tail of $$f" >&2; tail -40 "$(P2M_REAL_DUMP_DIR)/$$f" >&2 || true; done; exit 1; }; }; \
+	  bash Tools/real-dump/native || { echo "real-dump: the native (non-Xen) vmcore failed; retrying once" >&2; \
+	    bash Tools/real-dump/native; }; \
 	fi
 
-test: deps real-dumps
+venv:
+	@test -x $(VENV)/bin/python || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
+	@$(VENV)/bin/python -c 'import drgn, sys; sys.exit(drgn.__version__ != "$(DRGN_VERSION)")' 2>/dev/null || \
+	  $(VENV)/bin/pip install -q "drgn==$(DRGN_VERSION)"
+	@$(VENV)/bin/python -c 'import p2mnote' 2>/dev/null || $(VENV)/bin/pip install -q -e python/
+
+test: deps real-dumps venv
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	P2MNOTE_LIBRARY=$(CURDIR)/.build/debug/libp2mnote.so $(VENV)/bin/python -m unittest discover -s python/tests -v
 
+# PREFIX/lib/libp2mnote.so (the Swift runtime linked in), PREFIX/include/p2mnote.h, a pkg-config
+# file, and the Python package in PREFIX/lib/python3.N/dist-packages (on sys.path for /usr/local) with a link to the library
+# beside it, so that neither C nor Python callers need LD_LIBRARY_PATH.
+PYDIR = $(PREFIX)/lib/python3.$(shell $(SYSTEM_PYTHON) -c "import sys; print(sys.version_info[1])" 2>/dev/null || echo 11)/dist-packages
 install: release
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	for t in p2m-emit p2m-inject p2m-analyze p2m-gendump; do install -m 755 .build/release/$$t $(DESTDIR)$(PREFIX)/bin/$$t; done
+	install -m 755 .build/release/libp2mnote.so $(DESTDIR)$(PREFIX)/lib/libp2mnote.so
+	install -m 644 Sources/CP2MNote/include/p2mnote.h $(DESTDIR)$(PREFIX)/include/p2mnote.h
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: p2mnote\nDescription: read Xen PV guest crash dumps (p2mnote)\nVersion: %s\nLibs: -L$${libdir} -Wl,-rpath,$${libdir} -lp2mnote\nCflags: -I$${includedir}\n' \
+	  "$(PREFIX)" "$$(sed -n 's/^version = "\(.*\)"/\1/p' python/pyproject.toml)" > $(DESTDIR)$(PREFIX)/lib/pkgconfig/p2mnote.pc
+	install -d $(DESTDIR)$(PYDIR)/p2mnote
+	install -m 644 python/p2mnote/*.py $(DESTDIR)$(PYDIR)/p2mnote/
+	ln -sf $(PREFIX)/lib/libp2mnote.so $(DESTDIR)$(PYDIR)/p2mnote/libp2mnote.so
+	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
 	mkdir -p .build/man
 	$(SWIFT) package --allow-writing-to-directory .build/man generate-manual --multi-page --output-directory .build/man >/dev/null
 	for m in .build/man/p2m-emit*.1 .build/man/p2m-inject*.1 .build/man/p2m-analyze*.1 .build/man/p2m-gendump*.1; do \

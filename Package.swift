@@ -62,9 +62,10 @@ let package = Package(
             "P2MFormat", "DumpIO", "Translation", "CEdit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .target(name: "CP2MNote", path: "Sources/CP2MNote"),
+        .target(name: "CP2MNote", path: "Sources/CP2MNote", exclude: ["libp2mnote.map"]),
         .target(name: "LibP2MNote", dependencies: ["CP2MNote", "P2MTools", "Translation", "DumpIO", "P2MFormat"],
-                linkerSettings: [.unsafeFlags(["-static-stdlib"] + staticRuntimeGroup)]),
+                linkerSettings: [.unsafeFlags(["-static-stdlib"] + staticRuntimeGroup +
+                                              ["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/CP2MNote/libp2mnote.map"])]),
         .executableTarget(name: "p2m-emit", dependencies: ["P2MTools"]),
         .executableTarget(name: "p2m-inject", dependencies: ["P2MTools"]),
         .executableTarget(name: "p2m-analyze", dependencies: ["P2MTools"]),

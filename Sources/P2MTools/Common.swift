@@ -5,7 +5,7 @@ import Foundation
 import P2MFormat
 import Translation
 
-public let p2mnoteVersion = "p2mnote 0.2.0 (note format 1.0)"
+public let p2mnoteVersion = "p2mnote 0.3.0 (note format 1.0)"
 
 /// Addresses, pfns and mfns are hexadecimal, with or without 0x, as crash reads them.
 func parseHexArg(_ s: String) -> UInt64? {

@@ -7,7 +7,7 @@ struct GenDump: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "p2m-gendump",
         abstract: "Generate faithful test dumps of Xen PV Linux guests (with System.map and manifest).",
-        version: "p2mnote 0.2.0 (p2m-gendump)",
+        version: "p2mnote 0.3.0 (p2m-gendump)",
         subcommands: [Dom0.self, XL.self])
 }
 
