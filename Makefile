@@ -17,7 +17,12 @@ VENV ?= .venv
 SYSTEM_PYTHON ?= /usr/bin/python3
 DRGN_VERSION ?= 0.3.0
 
-.PHONY: deps build release test demo bench clean real-dumps install venv
+.PHONY: deps build release test demo bench clean real-dumps install venv fuzz
+
+# libFuzzer targets, one per parser (Tools/fuzz): FUZZ_SECONDS each; CI runs them for a minute.
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	Tools/fuzz/run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -54,6 +59,7 @@ test: deps real-dumps venv
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	P2MNOTE_LIBRARY=$(CURDIR)/.build/debug/libp2mnote.so $(VENV)/bin/python -m unittest discover -s python/tests -v
+	Tools/fuzz/run 60
 
 # PREFIX/lib/libp2mnote.so (the Swift runtime linked in), PREFIX/include/p2mnote.h, a pkg-config
 # file, and the Python package in PREFIX/lib/python3.N/dist-packages (on sys.path for /usr/local) with a link to the library

@@ -33,6 +33,9 @@ let package = Package(
         .executable(name: "p2m-bench", targets: ["p2m-bench"]),
         // libp2mnote.so, with the Swift runtime linked in: C and Python callers need nothing else.
         .library(name: "p2mnote", type: .dynamic, targets: ["LibP2MNote"]),
+        // The toolkit as Swift modules, for Swift callers and for Tools/fuzz (its own package,
+        // built only with the fuzzer sanitizer).
+        .library(name: "P2MNoteKit", targets: ["P2MFormat", "DumpIO", "Translation", "P2MTools"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -23,6 +23,9 @@ public struct Dom0DumpOptions: Sendable {
     /// `makedumpfile -E` layout: notes right after the program headers, PT_LOAD data right
     /// after the notes, offsets not page-aligned (formats.md §4.6): no slack at all.
     public var makedumpfileELayout = false
+    /// PT_LOADs only over the frames that hold something (as `makedumpfile -E -d 1` splits them
+    /// around excluded zero pages): a dump of a few hundred KiB, for fuzz seeds.
+    public var onlyWrittenPages = false
     public init() {}
 }
 
@@ -217,12 +220,22 @@ public enum DumpGenerator {
         }
 
         // Program headers.
-        let phnum = 1 + machine.loads.count
+        var loads = machine.loads
+        if o.onlyWrittenPages {
+            var written = Set<UInt64>([machine.xen.start])
+            try k.forEachPage { pfn, _ in if let m = k.mfn(pfn) { written.insert(m) } }
+            loads = []
+            for m in written.sorted() {
+                if let last = loads.last, last.end == m { loads[loads.count - 1] = FrameRange(start: last.start, count: last.count + 1) }
+                else { loads.append(FrameRange(start: m, count: 1)) }
+            }
+        }
+        let phnum = 1 + loads.count
         let notesOff = o.makedumpfileELayout ? 64 + 56 * UInt64(phnum) : roundUp(64 + 56 * UInt64(phnum), 4096)
         var off = o.makedumpfileELayout ? notesOff + UInt64(notes.count) : roundUp(notesOff + UInt64(notes.count), 4096)
         var phdrs: [UInt8] = phdr(type: 4, flags: 0, offset: notesOff, vaddr: 0, paddr: 0, size: UInt64(notes.count), align: 0)
         var loadOffsets: [(FrameRange, UInt64)] = []
-        for r in machine.loads {
+        for r in loads {
             let paddr = r.start << 12, size = r.count << 12
             phdrs += phdr(type: 1, flags: 7, offset: off, vaddr: LinuxX86_64.pageOffsetBase &+ paddr, paddr: paddr, size: size, align: 0)
             loadOffsets.append((r, off))

@@ -23,6 +23,8 @@ public struct KdumpWriteOptions: Sendable {
     public var eraseinfo = false
     /// Leave these machine frames out of the second (dumpable) bitmap: "excluded".
     public var excludeFrames: Set<UInt64> = []
+    /// Leave out every all-zero page, as `makedumpfile -d 1` does (small files: fuzz seeds).
+    public var excludeZeroPages = false
     public init() {}
 }
 
@@ -34,6 +36,13 @@ public enum KdumpWriter {
         let input = try Data(contentsOf: URL(fileURLWithPath: src), options: .alwaysMapped)
         func u(_ off: Int, _ n: Int) -> UInt64 { (0..<n).reduce(UInt64(0)) { $0 | UInt64(input[off + $1]) << (8 * UInt64($1)) } }
         let phoff = Int(u(32, 8)), phnum = Int(u(56, 2))
+        func isZeroPage(_ off: Int) -> Bool {
+            guard off >= 0, off + 4096 <= input.count else { return true }
+            return input.withUnsafeBytes { r in
+                for i in stride(from: off, to: off + 4096, by: 8) where r.loadUnaligned(fromByteOffset: i, as: UInt64.self) != 0 { return false }
+                return true
+            }
+        }
         var loads: [(offset: UInt64, paddr: UInt64, filesz: UInt64, memsz: UInt64)] = []
         var notes = [UInt8]()
         for i in 0..<phnum {
@@ -51,6 +60,7 @@ public enum KdumpWriter {
             for f in (l.paddr >> 12)..<((l.paddr + l.memsz) >> 12) {
                 let inFile = (f << 12) - l.paddr < l.filesz ? l.offset + ((f << 12) - l.paddr) : nil
                 present[Int(f >> 3)] |= 1 << (f & 7)
+                if o.excludeZeroPages, inFile.map({ isZeroPage(Int($0)) }) ?? true { continue }
                 if !o.excludeFrames.contains(f) { dumpable[Int(f >> 3)] |= 1 << (f & 7); frames.append((f, inFile)) }
             }
         }

@@ -12,6 +12,9 @@ public struct XLDumpOptions: Sendable {
     public var nrPfns: UInt64? = nil
     public var domainID: UInt32 = 1
     public var kernel = KernelOptions()
+    /// .xen_pages only for the pages that hold something (xl writes every page; this makes a
+    /// dump of a few hundred KiB, for fuzz seeds).
+    public var onlyWrittenPages = false
     public init() {}
 }
 
@@ -41,6 +44,11 @@ extension DumpGenerator {
             default: break
             }
             pos += s.count
+        }
+        if o.onlyWrittenPages {
+            var written = Set<UInt64>()
+            try k.forEachPage { pfn, _ in written.insert(pfn) }
+            present = present.filter { written.contains($0.pfn) }
         }
         let nrPages = UInt64(present.count)
 

@@ -8,7 +8,7 @@ struct GenDump: ParsableCommand {
         commandName: "p2m-gendump",
         abstract: "Generate faithful test dumps of Xen PV Linux guests (with System.map and manifest).",
         version: "p2mnote 0.3.0 (p2m-gendump)",
-        subcommands: [Dom0.self, XL.self])
+        subcommands: [Dom0.self, XL.self, Kdump.self])
 }
 
 struct Common: ParsableArguments {
@@ -45,13 +45,14 @@ struct Dom0: ParsableCommand {
     @Flag(help: "Leave out the VMCOREINFO_XEN note.") var noVmcoreinfoXen = false
     @Flag(help: "Add dom0's own VMCOREINFO note (real Xen 4.17 + kexec-tools dumps have none).") var withDom0Vmcoreinfo = false
     @Flag(help: "Lay the file out as makedumpfile -E does: no slack after the notes, unaligned PT_LOAD offsets.") var makedumpfileLayout = false
+    @Flag(help: "PT_LOADs only over frames that hold something (as makedumpfile -E -d 1 splits them): a file of a few hundred KiB.") var onlyWrittenPages = false
 
     func run() throws {
         var o = Dom0DumpOptions()
         o.guestMiB = common.guestMib; o.machineMiB = machineMib; o.profile = try common.layoutProfile()
         o.seed = common.seed; o.nrPfns = common.nrPfns; o.cpus = cpus
         o.crashInfo = !noCrashInfo; o.crashRegs = !noCrashRegs; o.vmcoreinfoXen = !noVmcoreinfoXen
-        o.dom0VMCoreInfo = withDom0Vmcoreinfo; o.makedumpfileELayout = makedumpfileLayout; o.kernel = try common.kernel()
+        o.dom0VMCoreInfo = withDom0Vmcoreinfo; o.makedumpfileELayout = makedumpfileLayout; o.onlyWrittenPages = onlyWrittenPages; o.kernel = try common.kernel()
         let t0 = Date()
         let g = try DumpGenerator.generateDom0(o, to: common.output)
         print("wrote \(g.path) (\(g.manifest.guestPages >> 8) MiB dom0, \(g.manifest.nrPfns) p2m entries, profile \(g.manifest.profile)) in \(String(format: "%.2f", Date().timeIntervalSince(t0))) s")
@@ -63,15 +64,41 @@ struct XL: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "An xl dump-core file of a PV domU.")
     @OptionGroup var common: Common
     @Option(help: "Domain id recorded in the manifest.") var domid: UInt32 = 1
+    @Flag(help: ".xen_pages only for pages that hold something (xl itself writes every page): a small file.") var onlyWrittenPages = false
 
     func run() throws {
         var o = XLDumpOptions()
         o.guestMiB = common.guestMib; o.profile = try common.layoutProfile(); o.seed = common.seed
-        o.nrPfns = common.nrPfns; o.kernel = try common.kernel(); o.domainID = domid
+        o.nrPfns = common.nrPfns; o.kernel = try common.kernel(); o.domainID = domid; o.onlyWrittenPages = onlyWrittenPages
         let t0 = Date()
         let g = try DumpGenerator.generateXL(o, to: common.output)
         print("wrote \(g.path) (\(g.manifest.guestPages >> 8) MiB domU, \(g.manifest.nrPfns) p2m entries, profile \(g.manifest.profile)) in \(String(format: "%.2f", Date().timeIntervalSince(t0))) s")
         print("      \(g.systemMapPath)\n      \(g.manifestPath)")
+    }
+}
+
+struct Kdump: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert a generated ELF vmcore into makedumpfile's kdump-compressed file (or its flattened stream).",
+        discussion: "Written as makedumpfile 1.7 lays them out; the notes go into the header's notes blob (versions ≥ 4).")
+    @Argument(help: "The ELF vmcore (from `p2m-gendump dom0`).") var input: String
+    @Option(name: [.short, .long], help: "Output file.") var output: String
+    @Option(help: "Page compression: \(KdumpCompression.allCases.map(\.rawValue).joined(separator: ", ")).") var compression = "zlib"
+    @Option(help: "disk_dump_header version, 1 to 6.") var headerVersion: Int32 = 6
+    @Flag(help: "Leave out all-zero pages, as makedumpfile -d 1 does.") var excludeZeroPages = false
+    @Flag(help: "Write the flattened stream (makedumpfile -F) instead.") var flatten = false
+
+    func run() throws {
+        guard let c = KdumpCompression(rawValue: compression) else { throw ValidationError("unknown --compression \(compression)") }
+        guard (1...6).contains(headerVersion) else { throw ValidationError("--header-version must be 1 to 6") }
+        var o = KdumpWriteOptions(); o.compression = c; o.headerVersion = headerVersion; o.excludeZeroPages = excludeZeroPages
+        let target = flatten ? output + ".kdump-tmp" : output
+        try KdumpWriter.write(fromELF: input, to: target, o)
+        if flatten {
+            defer { unlink(target) }
+            try KdumpWriter.flatten(target, to: output)
+        }
+        print("wrote \(output)")
     }
 }
 
