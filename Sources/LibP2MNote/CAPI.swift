@@ -146,20 +146,26 @@ public func p2mnote_open(_ path: UnsafePointer<CChar>?, _ opts: UnsafePointer<p2
             if let f = file { do { _ = try OpenFile(path: f) } catch { throw APIError(P2MNOTE_ERR_IO, "\(what): \(error)") } }
         }
         let session = try AnalyzerSession(a)
-        if o.flags & UInt32(P2MNOTE_OPEN_DOMAIN) != 0 {
+        // The dump's own guest may be named: domain 0 of a dom0 kdump (ELF or makedumpfile's).
+        let ownDomain: Int64? = session.dump.kind == .xenDumpCore ? nil : 0
+        if o.flags & UInt32(P2MNOTE_OPEN_DOMAIN) != 0, o.domain != ownDomain {
             // A host dump's guests (Xen's own tables) are the next container of the toolkit;
             // until then every dump holds exactly one guest.
-            throw APIError(P2MNOTE_ERR_NO_DOMAIN, "\(p): domain \(o.domain): this \(session.dump.kind.rawValue) holds one guest's memory, not a Xen host's with several domains")
+            throw APIError(P2MNOTE_ERR_NO_DOMAIN, "\(p): domain \(o.domain): this \(session.dump.kind.rawValue) holds one guest's memory\(ownDomain.map { " (domain \($0))" } ?? ""), not a Xen host's with several domains")
         }
         var image: VmlinuxImage? = nil
         if let v = a.vmlinux {
             image = try VmlinuxImage(path: v)
             // With a vmlinux the caller wants this kernel: its symbols must find the root, and
             // its build ID (or banner) must be the dump's.
-            let k = try session.kernel()
+            let k: GuestKernel
+            do { k = try session.kernel() } catch let e as TranslationError where e.kind == .mismatch {
+                let what = [image?.banner.map { "banner \"\($0)\"" }, image?.buildID.map { "build ID \(KernelIdentity.hex($0))" }].compactMap { $0 }.joined(separator: ", ")
+                throw TranslationError("\(v): not the kernel of \(p): its symbols do not translate under any page-table root the dump records (the vmlinux has \(what.isEmpty ? "no banner or build ID" : what)); \(e.message)", kind: .mismatch)
+            }
             if let image { try KernelIdentity.check(image, against: k) }
         }
-        let h = Handle(session: session, vmlinux: image)
+        let h = Handle(session: session, vmlinux: image, domain: o.flags & UInt32(P2MNOTE_OPEN_DOMAIN) != 0 ? o.domain : -1)
         let key = UInt(bitPattern: Unmanaged.passUnretained(h).toOpaque())
         registryLock.lock()
         liveHandles[key] = h
@@ -198,7 +204,7 @@ public func p2mnote_get_info(_ h: OpaquePointer?, _ out: UnsafeMutablePointer<p2
         i.machine_bytes = s.dump.memory.totalBytes
         i.kernel_offset = s.dump.vmcoreInfo?.kernelOffset ?? 0
         i.symbol_count = UInt64(s.session.symbols.count)
-        i.domain = -1
+        i.domain = s.domain
         copyOut(i, to: raw)
     }
 }
@@ -320,7 +326,7 @@ public func p2mnote_symbol(_ h: OpaquePointer?, _ name: UnsafePointer<CChar>?, _
         let n = try string(name, "name")
         guard let addr else { throw argument("addr is NULL") }
         guard let a = s.session.symbols.address(n) else {
-            throw APIError(P2MNOTE_ERR_NO_SYMBOL, "symbol \(n) is unknown (\(s.session.symbols.count) symbols known\(s.session.symbols.isEmpty ? "; pass a System.map or vmlinux" : ""))")
+            throw APIError(P2MNOTE_ERR_NO_SYMBOL, "\(s.dump.path): symbol \(n) is unknown (\(s.session.symbols.count) symbols known\(s.session.symbols.isEmpty ? "; pass a System.map or vmlinux" : ""))")
         }
         addr.pointee = a.rawValue
     }
@@ -342,7 +348,7 @@ public func p2mnote_vmcoreinfo(_ h: OpaquePointer?, _ text: UnsafeMutablePointer
         let v = try s.vmcoreInfo()
         text.pointee = UnsafePointer(v.text)
         len?.pointee = v.count
-        synthesised?.pointee = v.synthesised ? 1 : 0
+        synthesised?.pointee = v.origin.rawValue
     }
 }
 

@@ -20,13 +20,16 @@ final class Handle {
     let lock = NSLock()
     let session: AnalyzerSession
     let vmlinux: VmlinuxImage?
+    /// The domain asked for at open (-1: none named).
+    let domain: Int64
     private var strings: [String: UnsafeMutablePointer<CChar>] = [:]
     private var pseudo: PseudoPhysicalMemory?
-    private var vmcoreInfoText: (text: UnsafeMutablePointer<CChar>, count: Int, synthesised: Bool)?
+    private var vmcoreInfoText: (text: UnsafeMutablePointer<CChar>, count: Int, origin: KernelIdentity.VMCoreInfoOrigin)?
 
-    init(session: AnalyzerSession, vmlinux: VmlinuxImage?) {
+    init(session: AnalyzerSession, vmlinux: VmlinuxImage?, domain: Int64) {
         self.session = session
         self.vmlinux = vmlinux
+        self.domain = domain
     }
 
     deinit {
@@ -68,13 +71,13 @@ final class Handle {
     }
 
     /// The VMCOREINFO text (the dump's own, completed, or a made one), made once.
-    func vmcoreInfo() throws -> (text: UnsafeMutablePointer<CChar>, count: Int, synthesised: Bool) {
+    func vmcoreInfo() throws -> (text: UnsafeMutablePointer<CChar>, count: Int, origin: KernelIdentity.VMCoreInfoOrigin) {
         if let v = vmcoreInfoText { return v }
         let own = dump.vmcoreInfo
         let ownText = dump.notes.first { $0.name == "VMCOREINFO" }.map { String(decoding: $0.desc.prefix { $0 != 0 }, as: UTF8.self) }
-        let (text, synth) = try KernelIdentity.vmcoreInfo(of: try kernel(), own: own, ownText: ownText)
+        let (text, origin) = try KernelIdentity.vmcoreInfo(of: try kernel(), own: own, ownText: ownText)
         guard let p = strdup(text) else { throw APIError(P2MNOTE_ERR_INTERNAL, "out of memory") }
-        let v = (p, text.utf8.count, synth)
+        let v = (p, text.utf8.count, origin)
         vmcoreInfoText = v
         return v
     }

@@ -6,11 +6,40 @@
 // scan of the p2m (crash's m2p scans p2m pages). Two pfns claiming one mfn are kept as
 // conflicts and reported as `.ambiguous`, never silently resolved.
 
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
 public enum M2PResult: Hashable, Sendable {
     case none
     case unique(PFN)
     /// Several pfns map to the mfn (at most 16 listed) — a corrupt or unusual p2m.
     case ambiguous([PFN])
+}
+
+/// Built once, on first use, under a lock (maps are shared across threads by the C library).
+final class LazyM2PIndexes: @unchecked Sendable {
+    private let lock: UnsafeMutablePointer<pthread_mutex_t>
+    private var built: (mfn: M2PIndex, identity: M2PIndex)?
+    private let make: () -> (M2PIndex, M2PIndex)
+
+    init(_ make: @escaping () -> (M2PIndex, M2PIndex)) {
+        self.make = make
+        lock = .allocate(capacity: 1)
+        pthread_mutex_init(lock, nil)
+    }
+    deinit { pthread_mutex_destroy(lock); lock.deallocate() }
+
+    func get() -> (mfn: M2PIndex, identity: M2PIndex) {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        if let b = built { return b }
+        let (m, i) = make()
+        built = (m, i)
+        return (m, i)
+    }
 }
 
 public struct P2MMap: Sendable {
@@ -21,11 +50,15 @@ public struct P2MMap: Sendable {
     @usableFromInline let firsts: [UInt64]
     @usableFromInline let steps: [UInt8]      // 0 constant, 1 ascending, 2 descending, 3 literal
     @usableFromInline let literals: [UInt64]
-    private let m2pIndex: M2PIndex
+    /// The m2p indexes, built on the first m2p question: a map that only answers pfn → mfn
+    /// (every read of pseudo-physical memory) never pays for them, and a hostile table of
+    /// 2^27 literal entries costs its sorting only to a caller that asks for m2p.
+    private let m2pIndexes: LazyM2PIndexes
+    private var m2pIndex: M2PIndex { m2pIndexes.get().mfn }
     /// Identity entries, asked only when no MFN entry holds the frame: Linux's mfn_to_pfn
     /// takes IDENTITY_FRAME as the fallback, so a dom0's identity tail (every pfn past RAM up
     /// to 2^27) never makes a RAM frame ambiguous.
-    private let identityIndex: M2PIndex
+    private var identityIndex: M2PIndex { m2pIndexes.get().identity }
 
     public var runCount: Int { starts.count }
 
@@ -58,8 +91,10 @@ public struct P2MMap: Sendable {
     init(nrPfns: UInt64, width: EntryWidth, starts: [UInt64], firsts: [UInt64], steps: [UInt8], literals: [UInt64]) {
         self.nrPfns = nrPfns; self.width = width
         self.starts = starts; self.firsts = firsts; self.steps = steps; self.literals = literals
-        self.m2pIndex = M2PIndex(starts: starts, firsts: firsts, steps: steps, literals: literals, nrPfns: nrPfns, entryClass: 0)
-        self.identityIndex = M2PIndex(starts: starts, firsts: firsts, steps: steps, literals: literals, nrPfns: nrPfns, entryClass: 1)
+        self.m2pIndexes = LazyM2PIndexes {
+            (M2PIndex(starts: starts, firsts: firsts, steps: steps, literals: literals, nrPfns: nrPfns, entryClass: 0),
+             M2PIndex(starts: starts, firsts: firsts, steps: steps, literals: literals, nrPfns: nrPfns, entryClass: 1))
+        }
     }
 
     /// A map straight from normalised entries (tests, small tables).

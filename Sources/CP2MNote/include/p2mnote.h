@@ -72,7 +72,8 @@ typedef struct p2mnote p2mnote;  /* one open dump (and one guest in it) */
 /* p2mnote_open_options.flags */
 #define P2MNOTE_OPEN_CR3     (1u << 0)  /* use .cr3 as the page-table root (machine address) */
 #define P2MNOTE_OPEN_P2M_MFN (1u << 1)  /* .p2m_mfn: the frame-list-list mfn (a frame tree) */
-#define P2MNOTE_OPEN_DOMAIN  (1u << 2)  /* open guest .domain of a host dump */
+#define P2MNOTE_OPEN_DOMAIN  (1u << 2)  /* open guest .domain of a host dump (0 names a dom0
+                                           kdump's own guest) */
 #define P2MNOTE_OPEN_NO_NOTE (1u << 3)  /* ignore the p2mnote note; use the guest's own tables */
 
 struct p2mnote_open_options {
@@ -168,15 +169,18 @@ p2mnote_status p2mnote_symbol(p2mnote *h, const char *name, uint64_t *addr);
 /* The kernel's banner (linux_banner) as read from the dump, without the trailing newline. */
 p2mnote_status p2mnote_banner(p2mnote *h, const char **text);
 
-/* A VMCOREINFO text for the guest: the dump's own if it has one for this kernel, else one
- * made from the dump (OSRELEASE from the banner, PAGESIZE, KERNELOFFSET, SYMBOL(swapper_pg_dir),
- * BUILD-ID from the kernel's vmlinux_build_id, the kallsyms symbols when known).
- * *synthesised is 1 for a made one. */
+/* A VMCOREINFO text for the guest, most faithful first: the dump's own note if it has one for
+ * this kernel (*synthesised 0); else the text the kernel prepared in its memory (vmcoreinfo_data,
+ * *synthesised 2); else one made from the dump (OSRELEASE from the banner, PAGESIZE,
+ * KERNELOFFSET, SYMBOL(swapper_pg_dir), BUILD-ID from vmlinux_build_id, the kallsyms symbols
+ * when known; *synthesised 1). */
 p2mnote_status p2mnote_vmcoreinfo(p2mnote *h, const char **text, size_t *len, int *synthesised);
 
 /* Run one p2m-analyze command line (e.g. "check", "mod", "rd -64 linux_banner 4") and return
  * its JSON envelope {"dump", "command", "result"} (Spec/json.md); free it with p2mnote_free.
- * A command that reports a failure as its result (check) still returns P2MNOTE_OK. */
+ * A command that ran returns P2MNOTE_OK, also when its result reports a problem (check finding
+ * differences); one that could not run (a bad command line, `check` on a dump without a note)
+ * returns a status with the command's message. */
 p2mnote_status p2mnote_command(p2mnote *h, const char *line, char **json);
 
 #ifdef __cplusplus

@@ -35,11 +35,15 @@ public final class KdumpCompressed: DumpContainer {
     private let dumpable: [UInt64]       // second bitmap
     private let rank: [UInt64]           // dumpable pages before each 64-frame word
     private let descBase: UInt64
+    /// Set when the page data the last descriptor names runs past the end of the file: a dump
+    /// cut short (a full disk, an interrupted copy). Pages before the cut still read; later ones
+    /// fail naming the cut.
+    public let truncatedAt: UInt64?
     private var cache: [UInt64: [UInt8]] = [:]
     private var cacheOrder: [UInt64] = []
     public var kind: DumpKind { .kdumpCompressed }
     public var fileSize: UInt64 { file.size }
-    public var layoutDescription: String { "\(container), header version \(headerVersion), dump level \(dumpLevel), \(maxMapnr) frames, \(rank.last.map { UInt64($0) } ?? 0) pages stored" }
+    public var layoutDescription: String { "\(container), header version \(headerVersion), dump level \(dumpLevel), \(maxMapnr) frames, \(rank.last.map { UInt64($0) } ?? 0) pages stored\(truncatedAt.map { ", TRUNCATED at byte \($0): the last pages' data is missing" } ?? "")" }
 
 
     public init(file f: ByteSource, container: String = "kdump-compressed") throws {
@@ -92,6 +96,13 @@ public final class KdumpCompressed: DumpContainer {
         guard descBase + stored * 24 <= f.size else {
             throw fail(descBase, "\(stored) page descriptors at 0x\(String(descBase, radix: 16)) run past the end of the \(f.size)-byte file: truncated dump")
         }
+        var cut: UInt64? = nil
+        if stored > 0, let last = try? f.read(offset: descBase + (stored - 1) * 24, count: 24) {
+            let off = rd(last, 0), size = UInt64(rd4(last, 8))
+            let (end, o) = off.addingReportingOverflow(size)
+            if o || end > f.size { cut = f.size }
+        }
+        truncatedAt = cut
         // Notes (header_version ≥ 4): the ELF notes of /proc/vmcore, Xen's included.
         var ns: [ElfNote] = []
         if headerVersion >= 4 {
@@ -151,7 +162,7 @@ public final class KdumpCompressed: DumpContainer {
         let d = try file.read(offset: dOff, count: 24)
         let off = rd(d, 0), size = UInt64(rd4(d, 8)), flags = rd4(d, 12)
         guard off >= descBase, size > 0, size <= 2 * blockSize, off <= file.size, size <= file.size - off else {
-            throw DumpError(path, offset: dOff, "kdump-compressed: page descriptor of frame 0x\(String(frame, radix: 16)) points at \(size) bytes at 0x\(String(off, radix: 16)), outside the page data")
+            throw DumpError(path, offset: dOff, "kdump-compressed: page descriptor of frame 0x\(String(frame, radix: 16)) points at \(size) bytes at 0x\(String(off, radix: 16)), outside the page data\(truncatedAt != nil ? " (the file is truncated at byte \(file.size))" : "")")
         }
         let raw = try file.read(offset: off, count: Int(size))
         var out = [UInt8](repeating: 0, count: Int(blockSize))

@@ -62,7 +62,7 @@ public final class GuestKernel {
 
     public func symbol(_ name: String) throws -> KVAddr {
         guard let a = symbols.address(name) else {
-            throw TranslationError("symbol \(name) not found: pass --system-map or --vmlinux (the dump's VMCOREINFO, if any, does not list it)", kind: .noSymbol)
+            throw TranslationError("\(dump.path): symbol \(name) not found: pass --system-map or --vmlinux (the dump's VMCOREINFO, if any, does not list it)", kind: .noSymbol)
         }
         return a
     }

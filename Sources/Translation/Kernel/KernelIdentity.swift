@@ -129,28 +129,53 @@ public enum KernelIdentity {
         }
     }
 
-    /// A VMCOREINFO text for the guest. The dump's own note, when it has one with OSRELEASE,
-    /// is kept as it is and only completed; otherwise one is made from the kernel's memory and
-    /// its symbols, with the lines readers need (drgn: OSRELEASE, PAGESIZE, KERNELOFFSET,
+    /// Where a VMCOREINFO text came from.
+    public enum VMCoreInfoOrigin: Int32, Sendable { case dumpNote = 0, made = 1, kernelMemory = 2 }
+
+    /// VMCOREINFO's size limit in Linux (VMCOREINFO_BYTES = PAGE_SIZE).
+    static let vmcoreInfoBytes: UInt64 = 4096
+
+    /// The text the running kernel prepared for a crash dump (kernel/crash_core.c keeps it in
+    /// `vmcoreinfo_data`, `vmcoreinfo_size` bytes): complete with the lines the kernel itself
+    /// writes (LENGTH(mem_section), SECTION_SIZE_BITS, OFFSET(...), ...), which no reader can
+    /// make up. nil when the symbols are unknown, the size is implausible, or the text is not
+    /// this kernel's (its OSRELEASE is not the banner's).
+    public static func kernelVMCoreInfo(of kernel: GuestKernel, release: String) -> String? {
+        guard let dataSym = kernel.symbols.address("vmcoreinfo_data"), let sizeSym = kernel.symbols.address("vmcoreinfo_size"),
+              let ptr = try? kernel.pageTables.readU64(dataSym), let size = try? kernel.pageTables.readU64(sizeSym),
+              size > 0, size <= vmcoreInfoBytes,
+              let bytes = try? kernel.pageTables.readBytes(KVAddr(ptr), count: Int(size)) else { return nil }
+        let text = String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+        guard text.split(separator: "\n").contains(Substring("OSRELEASE=\(release)")) else { return nil }
+        return text.hasSuffix("\n") ? text : text + "\n"
+    }
+
+    /// A VMCOREINFO text for the guest, most faithful first: the dump's own note when it has
+    /// one with OSRELEASE (kept, and completed with the lines below it lacks); else the text
+    /// the kernel itself prepared, read from its memory; else one made from the kernel's memory
+    /// and symbols with the lines readers need (drgn: OSRELEASE, PAGESIZE, KERNELOFFSET,
     /// SYMBOL(swapper_pg_dir), BUILD-ID; the kallsyms symbols let it read symbols from memory
     /// without a vmlinux, as Linux ≥ 6.0 lists them in kernel/crash_core.c).
-    public static func vmcoreInfo(of kernel: GuestKernel, own: VMCoreInfo?, ownText: String?) throws -> (text: String, synthesised: Bool) {
+    public static func vmcoreInfo(of kernel: GuestKernel, own: VMCoreInfo?, ownText: String?) throws -> (text: String, origin: VMCoreInfoOrigin) {
         var lines: [String] = []
         var have = Set<String>()
         func add(_ key: String, _ value: String) {
             guard !have.contains(key) else { return }
             have.insert(key); lines.append("\(key)=\(value)")
         }
-        let synthesised = own?.osRelease == nil
-        if !synthesised, let t = ownText {
+        let banner = bannerText(Array(try kernel.banner().utf8))
+        guard let release = osRelease(fromBanner: banner) else {
+            throw TranslationError("\(kernel.dump.path): linux_banner reads \"\(banner.prefix(80))\", not \"Linux version RELEASE …\"")
+        }
+        var origin = VMCoreInfoOrigin.made
+        if own?.osRelease != nil, let t = ownText {
             for l in t.split(separator: "\n") {
                 guard let eq = l.firstIndex(of: "=") else { continue }
                 have.insert(String(l[..<eq])); lines.append(String(l))
             }
-        }
-        let banner = bannerText(Array(try kernel.banner().utf8))
-        guard let release = osRelease(fromBanner: banner) else {
-            throw TranslationError("\(kernel.dump.path): linux_banner reads \"\(banner.prefix(80))\", not \"Linux version RELEASE …\"")
+            origin = .dumpNote
+        } else if let t = kernelVMCoreInfo(of: kernel, release: release) {
+            return (t, .kernelMemory)
         }
         add("OSRELEASE", release)
         if let id = try buildID(of: kernel) { add("BUILD-ID", hex(id)) }
@@ -166,6 +191,6 @@ public enum KernelIdentity {
         }
         add("NUMBER(pgtable_l5_enabled)", "0")   // a PV guest runs 4-level paging
         add("KERNELOFFSET", String(own?.kernelOffset ?? 0, radix: 16))
-        return (lines.joined(separator: "\n") + "\n", synthesised)
+        return (lines.joined(separator: "\n") + "\n", origin)
     }
 }
