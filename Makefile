@@ -85,8 +85,10 @@ install: release
 demo: release
 	sh Tools/demo.sh $(DEMO)
 
-bench: release
+bench: release venv
 	$(SWIFT) run -c release p2m-bench all
+	@# drgn's for_each_task on the real Xen dom0 dump through libp2mnote vs on a native vmcore.
+	P2MNOTE_LIBRARY=$(CURDIR)/.build/release/libp2mnote.so $(VENV)/bin/python python/bench/for_each_task.py
 
 clean:
 	rm -rf .build $(DEMO)
