@@ -33,8 +33,17 @@ public struct InjectReport: Sendable, CustomStringConvertible {
 
 public final class NoteInjector {
     public let path: String
-    /// Test hook: called with a step name before each write; throwing simulates a crash.
+    /// Test hook: called with a step name before each write. Throwing a DumpError simulates a
+    /// failed step (the run puts the dump back); throwing any other error simulates the process
+    /// being killed there (the undo journal is left for the next run).
     public var failpoint: ((String) throws -> Void)? = nil
+    /// Test hook: asked (path, op) before each write ("write") and fsync ("fsync") into a dump; an errno
+    /// makes that operation fail as the disk would (ENOSPC, EIO).
+    nonisolated(unsafe) public static var faultHook: ((_ path: String, _ op: String) -> Int32?)? = nil
+    /// The bytes each write of this run replaced (offset, old bytes), for rollBack.
+    private var undo: [(UInt64, [UInt8])] = []
+    /// Set once this run starts changing anything (the journal, a write into the dump).
+    private var touched = false
 
     public init(path: String) { self.path = path }
 
@@ -44,6 +53,7 @@ public final class NoteInjector {
 
     /// Journal format: "P2MJRNL1", u64 file size, then records (u64 offset, u64 length, bytes).
     private func writeJournal(fd: Int32, regions: [(UInt64, Int)], fileSize: UInt64) throws {
+        touched = true
         var b = Array("P2MJRNL1".utf8) + le(fileSize)
         for (off, len) in regions {
             var buf = [UInt8](repeating: 0, count: len)
@@ -54,9 +64,17 @@ public final class NoteInjector {
         let jfd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         guard jfd >= 0 else { throw DumpError(journalPath, "cannot create the undo journal: \(String(cString: strerror(errno)))") }
         defer { close(jfd) }
-        try pwriteAll(jfd, tmp, b, at: 0)
-        guard fsync(jfd) == 0 else { throw DumpError(journalPath, "fsync failed: \(String(cString: strerror(errno)))") }
-        guard rename(tmp, journalPath) == 0 else { throw DumpError(journalPath, "cannot install the journal") }
+        do {
+            if let e = NoteInjector.faultHook?(path, "journal-write") { throw DumpError(tmp, "write failed: \(String(cString: strerror(e)))") }
+            try pwriteAll(jfd, tmp, b, at: 0)
+            if let e = NoteInjector.faultHook?(path, "journal-fsync") { throw DumpError(tmp, "fsync failed: \(String(cString: strerror(e)))") }
+            guard fsync(jfd) == 0 else { throw DumpError(journalPath, "fsync failed: \(String(cString: strerror(errno)))") }
+            if let e = NoteInjector.faultHook?(path, "journal-rename") { throw DumpError(journalPath, "cannot install the journal: \(String(cString: strerror(e)))") }
+            guard rename(tmp, journalPath) == 0 else { throw DumpError(journalPath, "cannot install the journal: \(String(cString: strerror(errno)))") }
+        } catch {
+            unlink(tmp)   // the dump is untouched so far; leave nothing behind
+            throw DumpError(path, "\(error) (before any write into the dump)")
+        }
         syncDirectory()
     }
 
@@ -104,7 +122,9 @@ public final class NoteInjector {
         let head = try opened.read(offset: 0, count: Int(min(opened.size, 64)))
         switch DumpSniffer.identify(head) {
         case .kdumpCompressed(let sig) where sig == "KDUMP   ":
-            try injectKdump(action: action, note: note, dryRun: dryRun, report: &report)
+            try undoable(originalSize: opened.size, dryRun: dryRun) {
+                try injectKdump(action: action, note: note, dryRun: dryRun, report: &report)
+            }
             return report
         case .flattened:
             throw DumpError(path, "a flattened file (makedumpfile -F) is a stream of records: p2m-inject does not write into it (readers disagree on overlapping records); restore it with `makedumpfile -R FILE < STREAM` and inject into that")
@@ -130,12 +150,27 @@ public final class NoteInjector {
         fstat(fd, &st)
         guard UInt64(st.st_size) == dump.fileSize else { throw DumpError(path, "the dump changed while it was being opened") }
         let newNote = action == .remove ? nil : note
-        switch dump.kind {
-        case .kdumpELF: try injectELF(dump, fd: fd, existing: existing, newNote: newNote, dryRun: dryRun, report: &report)
-        case .xenDumpCore: try injectXL(dump, fd: fd, existing: existing, newNote: newNote, dryRun: dryRun, report: &report)
-        case .kdumpCompressed: throw DumpError(path, "injecting into a kdump-compressed file is not supported yet")
+        try undoable(originalSize: dump.fileSize, dryRun: dryRun) {
+            switch dump.kind {
+            case .kdumpELF: try injectELF(dump, fd: fd, existing: existing, newNote: newNote, dryRun: dryRun, report: &report)
+            case .xenDumpCore: try injectXL(dump, fd: fd, existing: existing, newNote: newNote, dryRun: dryRun, report: &report)
+            case .kdumpCompressed: throw DumpError(path, "injecting into a kdump-compressed file is not supported yet")
+            }
         }
         return report
+    }
+
+    /// Run one layout's injection; if it fails after writing, put the dump back before
+    /// returning the error (and say so): no failed command leaves a dump changed.
+    private func undoable(originalSize: UInt64, dryRun: Bool, _ body: () throws -> Void) throws {
+        undo = []; touched = false
+        do { try body() } catch {
+            // A failpoint that throws something other than a DumpError stands for the process
+            // dying there: nothing can roll back, the journal is for the next run.
+            guard !dryRun, touched, error is DumpError else { undo = []; touched = false; throw error }
+            throw rollBack(originalSize: originalSize, after: error)
+        }
+        undo = []
     }
 
     // MARK: ELF vmcore
@@ -167,7 +202,7 @@ public final class NoteInjector {
             }
             if newLen > 0 {
                 try failpoint?("write-note")
-                try pwriteAll(fd, path, newBytes, at: base)
+                try put(fd, newBytes, at: base)
                 try sync(fd)
                 try failpoint?("grow")
                 try ensureUnchanged(fd, at: phdr0 + 32, expected: expectSizes, size: d.fileSize)
@@ -176,7 +211,7 @@ public final class NoteInjector {
             // Stale bytes of a longer old note: zero them (beyond p_filesz, cosmetic).
             let oldEnd = existing.map { $0.fileOffset + $0.size } ?? base
             if oldEnd > base + newLen {
-                try pwriteAll(fd, path, [UInt8](repeating: 0, count: Int(oldEnd - base - newLen)), at: base + newLen)
+                try put(fd, [UInt8](repeating: 0, count: Int(oldEnd - base - newLen)), at: base + newLen)
                 try sync(fd)
             }
             report.bytesWritten = newLen + 16
@@ -255,7 +290,7 @@ public final class NoteInjector {
         if !moves.isEmpty { try sync(fd) }
         try failpoint?("rewrite-header")
         try ensureUnchanged(fd, at: 0, expected: planned, size: moves.last.map { $0.to + $0.len } ?? d.fileSize)
-        try pwriteAll(fd, path, region, at: 0)
+        try put(fd, region, at: 0)
         try sync(fd)
         report.bytesWritten = newFirstData + movedBytes
         dropJournal()
@@ -284,7 +319,7 @@ public final class NoteInjector {
     }
 
     private func setNoteSize(_ fd: Int32, _ phdr: UInt64, _ size: UInt64) throws {
-        try pwriteAll(fd, path, le(size) + le(size), at: phdr + 32)    // p_filesz, p_memsz
+        try put(fd, le(size) + le(size), at: phdr + 32)    // p_filesz, p_memsz
         try sync(fd)
     }
 
@@ -294,7 +329,7 @@ public final class NoteInjector {
         while done < count {
             let n = Int(min(UInt64(buf.count), count - done))
             try buf.withUnsafeMutableBytes { try DumpFile.preadInto(fd, path, offset: from + done, UnsafeMutableRawBufferPointer(rebasing: $0[0..<n])) }
-            try pwriteAll(fd, path, Array(buf[0..<n]), at: to + done)
+            try put(fd, Array(buf[0..<n]), at: to + done)
             done += UInt64(n)
         }
     }
@@ -339,22 +374,13 @@ public final class NoteInjector {
         report.actions.append("\(existing == nil ? "add" : (note == nil ? "remove" : "replace")): a \(blob.count)-byte notes blob (\(k.notes.count - (existing == nil ? 0 : 1)) old notes\(note == nil ? "" : " + the p2mnote note")) appended at 0x\(String(dest, radix: 16)); offset_note/size_note\(oldVmci != 0 ? " and offset_vmcoreinfo" : "") switched in the sub-header")
         if dryRun { return }
         try writeJournal(fd: fd, regions: [(fieldsAt, 32)], fileSize: size)
-        do {
-            try failpoint?("write-blob")
-            if !blob.isEmpty { try pwriteAll(fd, path, blob, at: dest) }
-            try sync(fd)
-            try failpoint?("switch")
-            try ensureUnchanged(fd, at: fieldsAt, expected: old, size: blob.isEmpty ? size : dest + UInt64(blob.count))
-            try pwriteAll(fd, path, fields, at: fieldsAt)
-            try sync(fd)
-        } catch {
-            // Put the dump back before exiting: the old fields and the old size.
-            if (try? pwriteAll(fd, path, old, at: fieldsAt)) != nil, ftruncate(fd, off_t(size)) == 0, fsync(fd) == 0 {
-                dropJournal()
-                throw DumpError(path, "\(error); the dump was put back as it was")
-            }
-            throw DumpError(path, "\(error); the dump could not be put back here: the next p2m-inject run restores it from \(journalPath)")
-        }
+        try failpoint?("write-blob")
+        if !blob.isEmpty { try put(fd, blob, at: dest) }
+        try sync(fd)
+        try failpoint?("switch")
+        try ensureUnchanged(fd, at: fieldsAt, expected: old, size: blob.isEmpty ? size : dest + UInt64(blob.count))
+        try put(fd, fields, at: fieldsAt)
+        try sync(fd)
         report.bytesWritten = UInt64(blob.count) + 32
         dropJournal()
     }
@@ -402,7 +428,7 @@ public final class NoteInjector {
         if dryRun { return }
         try writeJournal(fd: fd, regions: [(0, 64)], fileSize: d.fileSize)
         try failpoint?("append")
-        try pwriteAll(fd, path, blob, at: end)
+        try put(fd, blob, at: end)
         try sync(fd)
         try failpoint?("switch-header")
         try ensureUnchanged(fd, at: 0, expected: eh, size: end + UInt64(blob.count))
@@ -411,7 +437,7 @@ public final class NoteInjector {
         var hdr = eh
         hdr.replaceSubrange(0x28..<0x30, with: tail[0..<8])
         hdr.replaceSubrange(0x3C..<0x40, with: tail[18..<22])
-        try pwriteAll(fd, path, Array(hdr[0x28..<0x40]), at: 0x28)
+        try put(fd, Array(hdr[0x28..<0x40]), at: 0x28)
         try sync(fd)
         end = 0
         report.bytesWritten = UInt64(blob.count) + 24
@@ -428,7 +454,46 @@ public final class NoteInjector {
     // MARK: small helpers
 
     private func sync(_ fd: Int32) throws {
+        if let e = NoteInjector.faultHook?(path, "fsync") { throw DumpError(path, "fsync failed: \(String(cString: strerror(e)))") }
         guard fsync(fd) == 0 else { throw DumpError(path, "fsync failed: \(String(cString: strerror(errno)))") }
+    }
+
+    /// Every write into the dump goes through here: the bytes it replaces are kept first, so
+    /// that a failure at any later step (a full disk, EIO, a check that fails after writing)
+    /// puts the dump back byte for byte before the command exits (run(), rollBack).
+    private func put(_ fd: Int32, _ b: [UInt8], at off: UInt64) throws {
+        touched = true
+        if let e = NoteInjector.faultHook?(path, "write") {
+            throw DumpError(path, offset: off, "write failed: \(String(cString: strerror(e)))\(e == ENOSPC ? " (disk full)" : "")")
+        }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw DumpError(path, "fstat failed: \(String(cString: strerror(errno)))") }
+        let size = UInt64(max(0, st.st_size))
+        if off < size {
+            var old = [UInt8](repeating: 0, count: Int(min(UInt64(b.count), size - off)))
+            try old.withUnsafeMutableBytes { try DumpFile.preadInto(fd, path, offset: off, $0) }
+            undo.append((off, old))
+        }
+        try pwriteAll(fd, path, b, at: off)
+    }
+
+    /// Undo every write of this run, newest first, and the file's growth; then drop the journal.
+    private func rollBack(originalSize: UInt64, after error: Error) -> Error {
+        let n = undo.count
+        let fd = open(path, O_RDWR)
+        var ok = fd >= 0
+        if ok {
+            for (off, bytes) in undo.reversed() where ok { ok = (try? pwriteAll(fd, path, bytes, at: off)) != nil }
+            ok = ok && ftruncate(fd, off_t(originalSize)) == 0 && fsync(fd) == 0
+            close(fd)
+        }
+        undo = []; touched = false
+        if ok {
+            dropJournal()
+            return DumpError(path, "\(error); nothing was changed: p2m-inject put the dump back byte for byte (\(n) write\(n == 1 ? "" : "s") undone)")
+        }
+        let journal = FileManager.default.fileExists(atPath: journalPath)
+        return DumpError(path, "\(error); the dump could not be put back here\(journal ? ": the next p2m-inject run restores it from \(journalPath)" : "")")
     }
 }
 
