@@ -9,9 +9,11 @@
 // real dom0 vmcore: max_mapnr = 0x7ffdd, the 2 GiB machine's frames, not dom0's 0x30061 pfns; and
 // the page at machine frame m holds what the ELF original holds at machine address m << 12.
 //
-// Opening reads the headers and both bitmaps and builds a rank index (a cumulative count of
-// dumpable pages per 4096-frame block, as crash's valid_pages does), so finding a page's
-// descriptor is O(1) and nothing scans the bitmap per read.
+// The first page read streams the dumpable bitmap once to build a rank index (a
+// cumulative count of dumpable pages per 4096-frame chunk, as crash's valid_pages does); the
+// bitmaps themselves stay in the file. Finding a page's descriptor is then O(1): the chunk's
+// rank plus a popcount inside its 512 bitmap bytes (a small cache of chunks). Memory is
+// O(bitmap/64): 512 KiB for a 1 TiB machine, whose bitmaps are 64 MiB.
 import CLZO
 import CSnappy
 import CZlib
@@ -31,19 +33,19 @@ public final class KdumpCompressed: DumpContainer {
     public let notes: [ElfNote]
     private var memoryMap: MachineMemoryMap!
     public var memory: MachineMemoryMap { memoryMap }
-    private let present: [UInt64]        // first bitmap, as words
-    private let dumpable: [UInt64]       // second bitmap
-    private let rank: [UInt64]           // dumpable pages before each 64-frame word
+    private let presentOff: UInt64       // first bitmap (frames in RAM), in the file
+    private let dumpableOff: UInt64      // second bitmap (frames stored)
+    private let bitmapBytes: UInt64      // each bitmap's size
+    static let chunkFrames: UInt64 = 4096
+    private static let chunkSlots = 64
+    private var chunkTags = [Int](repeating: -1, count: KdumpCompressed.chunkSlots)
+    private var chunkWords = [UInt64](repeating: 0, count: KdumpCompressed.chunkSlots * 64)
     private let descBase: UInt64
-    /// Set when the page data the last descriptor names runs past the end of the file: a dump
-    /// cut short (a full disk, an interrupted copy). Pages before the cut still read; later ones
-    /// fail naming the cut.
-    public let truncatedAt: UInt64?
     private var cache: [UInt64: [UInt8]] = [:]
     private var cacheOrder: [UInt64] = []
     public var kind: DumpKind { .kdumpCompressed }
     public var fileSize: UInt64 { file.size }
-    public var layoutDescription: String { "\(container), header version \(headerVersion), dump level \(dumpLevel), \(maxMapnr) frames, \(rank.last.map { UInt64($0) } ?? 0) pages stored\(truncatedAt.map { ", TRUNCATED at byte \($0): the last pages' data is missing" } ?? "")" }
+    public var layoutDescription: String { "\(container), header version \(headerVersion), dump level \(dumpLevel), \(maxMapnr) frames, \((try? chunkRank)?.last.map { "\($0)" } ?? "?") pages stored\(truncatedAt.map { ", TRUNCATED at byte \($0): the last pages' data is missing" } ?? "")" }
 
 
     public init(file f: ByteSource, container: String = "kdump-compressed") throws {
@@ -79,30 +81,7 @@ public final class KdumpCompressed: DumpContainer {
         let bitmapOff = (1 + UInt64(subBlocks)) * blockSize
         descBase = bitmapOff + 2 * half
         guard descBase <= f.size else { throw fail(bitmapOff, "the bitmaps (\(2 * half) bytes at 0x\(String(bitmapOff, radix: 16))) run past the end of the \(f.size)-byte file") }
-        let words = Int((maxMapnr + 63) / 64)
-        func bitmap(_ at: UInt64) throws -> [UInt64] {
-            var w = [UInt64](repeating: 0, count: words)
-            try w.withUnsafeMutableBytes { try f.read(offset: at, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<min($0.count, Int(half))])) }
-            return w.map { UInt64(littleEndian: $0) }
-        }
-        present = try bitmap(bitmapOff)
-        var d = try bitmap(bitmapOff + half)
-        if maxMapnr % 64 != 0 { d[words - 1] &= (1 << (maxMapnr % 64)) - 1 }
-        dumpable = d
-        var r = [UInt64](repeating: 0, count: words + 1)
-        for i in 0..<words { r[i + 1] = r[i] + UInt64(d[i].nonzeroBitCount) }
-        rank = r
-        let stored = UInt64(r[words])
-        guard descBase + stored * 24 <= f.size else {
-            throw fail(descBase, "\(stored) page descriptors at 0x\(String(descBase, radix: 16)) run past the end of the \(f.size)-byte file: truncated dump")
-        }
-        var cut: UInt64? = nil
-        if stored > 0, let last = try? f.read(offset: descBase + (stored - 1) * 24, count: 24) {
-            let off = rd(last, 0), size = UInt64(rd4(last, 8))
-            let (end, o) = off.addingReportingOverflow(size)
-            if o || end > f.size { cut = f.size }
-        }
-        truncatedAt = cut
+        presentOff = bitmapOff; dumpableOff = bitmapOff + half; bitmapBytes = half
         // Notes (header_version ≥ 4): the ELF notes of /proc/vmcore, Xen's included.
         var ns: [ElfNote] = []
         if headerVersion >= 4 {
@@ -124,41 +103,137 @@ public final class KdumpCompressed: DumpContainer {
             }])
     }
 
+    /// The rank index (and whether the page data is cut short), built on the first page read:
+    /// opening stays O(headers) whatever the machine's size, and so does an injection, which
+    /// reads no page.
+    private var indexResult: Result<(rank: [UInt64], truncatedAt: UInt64?), Error>?
+    private func index() throws -> (rank: [UInt64], truncatedAt: UInt64?) {
+        if let r = indexResult { return try r.get() }
+        let r = Result { try buildIndex() }
+        indexResult = r
+        return try r.get()
+    }
+    private var chunkRank: [UInt64] { get throws { try index().rank } }
+    /// Set when the page data the last descriptor names runs past the end of the file: a dump
+    /// cut short (a full disk, an interrupted copy). Pages before the cut still read; later ones
+    /// fail naming the cut. nil also when the index cannot be built (its error comes with reads).
+    public var truncatedAt: UInt64? { (try? index())?.truncatedAt }
+
+    private func buildIndex() throws -> (rank: [UInt64], truncatedAt: UInt64?) {
+        let f = file, half = bitmapBytes, mapnr = maxMapnr, dumpableAt = dumpableOff
+        func fail(_ off: UInt64, _ m: String) -> DumpError { DumpError(f.path, offset: off, "kdump-compressed: " + m) }
+        // One pass over the dumpable bitmap, 1 MiB at a time: the rank of every chunk.
+        let chunks = Int((maxMapnr + KdumpCompressed.chunkFrames - 1) / KdumpCompressed.chunkFrames)
+        var cr = [UInt64](repeating: 0, count: chunks + 1)
+        let piece = 2048 * 512
+        var buf = [UInt8](repeating: 0, count: piece)
+        var total: UInt64 = 0, c = 0
+        let meaningful = (maxMapnr + 7) / 8
+        while c < chunks {
+            let at = UInt64(c) * 512
+            let limit = min(half, (meaningful + 511) / 512 * 512)
+            guard at < limit else { break }   // (half * 8 >= max_mapnr was checked: never taken)
+            let n = Int(min(UInt64(piece), limit - at))
+            try buf.withUnsafeMutableBytes { try f.read(offset: dumpableAt + at, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<n])) }
+            buf.withUnsafeBytes { raw in
+                var i = 0
+                while i < n, c < chunks {
+                    let end = min(i + 512, n)
+                    var w = i
+                    while w + 8 <= end {
+                        var v = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: w, as: UInt64.self))
+                        let frame0 = (UInt64(c) * 512 + UInt64(w - i)) * 8
+                        if frame0 + 64 > mapnr { v = frame0 >= mapnr ? 0 : v & ((1 << (mapnr - frame0)) - 1) }
+                        total += UInt64(v.nonzeroBitCount)
+                        w += 8
+                    }
+                    c += 1
+                    cr[c] = total
+                    i = end
+                }
+            }
+        }
+        let stored = total
+        guard descBase + stored * 24 <= f.size else {
+            throw fail(descBase, "\(stored) page descriptors at 0x\(String(descBase, radix: 16)) run past the end of the \(f.size)-byte file: truncated dump")
+        }
+        var cut: UInt64? = nil
+        if stored > 0, let last = try? f.read(offset: descBase + (stored - 1) * 24, count: 24) {
+            let off = rd(last, 0), size = UInt64(rd4(last, 8))
+            let (end, o) = off.addingReportingOverflow(size)
+            if o || end > f.size { cut = f.size }
+        }
+        return (cr, cut)
+    }
+
     public func recordedRoots() throws -> [RecordedRoot] { crashRegRoots }
 
     static let lzoReady: Bool = p2m_lzo_init() == LZO_E_OK
 
     /// Every stored frame's page, in frame order (for a content hash).
     public func forEachStoredPage(_ body: (UInt64, [UInt8]) throws -> Void) throws {
-        for w in 0..<dumpable.count where dumpable[w] != 0 {
-            var bits = dumpable[w]
-            while bits != 0 {
-                let f = UInt64(w) * 64 + UInt64(bits.trailingZeroBitCount)
-                try body(f, try page(f))
-                bits &= bits - 1
+        let rank = try chunkRank
+        for c in 0..<(rank.count - 1) where rank[c + 1] > rank[c] {
+            for w in 0..<64 {
+                var bits = try dumpableWord(c * 64 + w)
+                while bits != 0 {
+                    let f = UInt64(c * 64 + w) * 64 + UInt64(bits.trailingZeroBitCount)
+                    try body(f, try page(f))
+                    bits &= bits - 1
+                }
             }
         }
     }
 
-    @inline(__always) private func bit(_ m: [UInt64], _ frame: UInt64) -> Bool { m[Int(frame >> 6)] >> (frame & 63) & 1 == 1 }
+    /// Word `w` (frames 64w..64w+63) of the dumpable bitmap, through the chunk cache; bits at or
+    /// past max_mapnr are clear.
+    private func dumpableWord(_ w: Int) throws -> UInt64 {
+        let c = w / 64
+        let slot = c % KdumpCompressed.chunkSlots
+        if chunkTags[slot] != c {
+            chunkTags[slot] = -1
+            let at = UInt64(c) * 512
+            let n = Int(min(512, bitmapBytes - min(at, bitmapBytes)))
+            try chunkWords.withUnsafeMutableBytes { b in
+                let dst = UnsafeMutableRawBufferPointer(rebasing: b[(slot * 512)..<(slot * 512 + 512)])
+                dst.initializeMemory(as: UInt8.self, repeating: 0)
+                if n > 0 { try file.read(offset: dumpableOff + at, into: UnsafeMutableRawBufferPointer(rebasing: dst[0..<n])) }
+            }
+            chunkTags[slot] = c
+        }
+        var v = UInt64(littleEndian: chunkWords[slot * 64 + w % 64])
+        let frame0 = UInt64(w) * 64
+        if frame0 + 64 > maxMapnr { v = frame0 >= maxMapnr ? 0 : v & ((1 << (maxMapnr - frame0)) - 1) }
+        return v
+    }
+
+    private func isDumpable(_ frame: UInt64) throws -> Bool { try dumpableWord(Int(frame >> 6)) >> (frame & 63) & 1 == 1 }
+
+    /// The first bitmap's bit (in RAM at all), read from the file: only the error path asks.
+    private func isPresent(_ frame: UInt64) -> Bool {
+        guard let b = try? file.read(offset: presentOff + frame / 8, count: 1) else { return false }
+        return b[0] >> (frame & 7) & 1 == 1
+    }
 
     /// Descriptor index of a dumpable frame: O(1) through the rank index.
-    private func descriptorIndex(_ frame: UInt64) -> UInt64 {
+    private func descriptorIndex(_ frame: UInt64) throws -> UInt64 {
         let w = Int(frame >> 6)
-        let below = dumpable[w] & ((1 << (frame & 63)) - 1)
-        return UInt64(rank[w]) + UInt64(below.nonzeroBitCount)
+        var n = try chunkRank[w / 64]
+        for i in (w / 64 * 64)..<w { n += UInt64(try dumpableWord(i).nonzeroBitCount) }
+        let below = try dumpableWord(w) & ((1 << (frame & 63)) - 1)
+        return n + UInt64(below.nonzeroBitCount)
     }
 
     /// The 4096 bytes of machine frame `frame`.
     public func page(_ frame: UInt64) throws -> [UInt8] {
         if let p = cache[frame] { return p }
         guard frame < maxMapnr else { throw DumpError(path, "machine frame 0x\(String(frame, radix: 16)) is beyond max_mapnr 0x\(String(maxMapnr, radix: 16))") }
-        guard bit(dumpable, frame) else {
-            throw DumpError(path, bit(present, frame)
+        guard try isDumpable(frame) else {
+            throw DumpError(path, isPresent(frame)
                 ? "machine frame 0x\(String(frame, radix: 16)) was excluded by makedumpfile's dump level \(dumpLevel) (not zeros: not in the dump)"
                 : "machine frame 0x\(String(frame, radix: 16)) is not in the dump (no RAM there)")
         }
-        let dOff = descBase + descriptorIndex(frame) * 24
+        let dOff = descBase + (try descriptorIndex(frame)) * 24
         let d = try file.read(offset: dOff, count: 24)
         let off = rd(d, 0), size = UInt64(rd4(d, 8)), flags = rd4(d, 12)
         guard off >= descBase, size > 0, size <= 2 * blockSize, off <= file.size, size <= file.size - off else {
