@@ -81,7 +81,7 @@ let package = Package(
         .executableTarget(name: "p2m-bench", dependencies: [
             "P2MFormat", "DumpIO", "Translation", "P2MTools", "DumpGen",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], path: "Tools/bench"),
+        ], path: "Tools/bench", exclude: ["c"]),
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "P2MFormatTests", dependencies: ["P2MFormat", "TestSupport"]),

@@ -11,7 +11,7 @@ import Translation
 
 struct P2MBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "p2m-bench", abstract: "p2mnote benchmarks.",
-        subcommands: [All.self, FormatBench.self, EmitBench.self, InjectBench.self, AnalyzeBench.self, SymbolsBench.self, KdumpBench.self])
+        subcommands: [All.self, FormatBench.self, EmitBench.self, InjectBench.self, AnalyzeBench.self, SymbolsBench.self, KdumpBench.self, KdumpReadBench.self])
 }
 
 // MARK: helpers
@@ -38,7 +38,7 @@ func mb(_ b: Double) -> String { String(format: "%.1f", b / 1e6) }
 struct All: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Every benchmark.")
     func run() throws {
-        try FormatBench().run(); try EmitBench().run(); try InjectBench().run(); try AnalyzeBench().run(); try SymbolsBench().run(); try KdumpBench().run()
+        try FormatBench().run(); try EmitBench().run(); try InjectBench().run(); try AnalyzeBench().run(); try SymbolsBench().run(); try KdumpBench().run(); try KdumpReadBench().run()
     }
 }
 
@@ -281,6 +281,68 @@ struct KdumpBench: ParsableCommand {
             let note = try Emitter.emit(e).note.elfNoteBytes
             let (rep, it) = try time { try NoteInjector(path: kd).run(action: .add, note: note) }
             print(String(format: "%4llu GiB  %8.1f   %10.3f             %10.0f     %7.3f     %llu", gib, Double(fileSize(kd)) / 1e6, opens[3] * 1000, 10_000 / rt, it * 1000, rep.bytesWritten))
+            try? FileManager.default.removeItem(atPath: kd)
+        }
+    }
+}
+
+/// Random 4 KiB page reads: p2mnote's reader against libkdumpfile's own C API (kdump_read,
+/// Tools/bench/c/libkdumpfile-read.c, built here with libkdumpfile-dev) on the same files and
+/// the same frame sequence, in one run, per compression.
+struct KdumpReadBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "kdump-read", abstract: "Random page reads from zlib/LZO/zstd/snappy kdump-compressed files: p2mnote vs libkdumpfile's kdump_read (target: at least its rate).")
+    @Option var reads = 20_000
+    func run() throws {
+        let d = try scratch(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let src = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("c/libkdumpfile-read.c").path
+        let peer = d + "/libkdumpfile-read"
+        let cc = Process(); cc.executableURL = URL(fileURLWithPath: "/bin/sh")
+        cc.arguments = ["-c", "cc -O2 -o \(peer) \(src) $(pkg-config --cflags --libs libkdumpfile)"]
+        try cc.run(); cc.waitUntilExit()
+        guard cc.terminationStatus == 0 else { throw ValidationError("cannot build \(src): install libkdumpfile-dev (make deps)") }
+        var o = Dom0DumpOptions(); o.guestMiB = 512; o.machineMiB = 1024
+        let g = try DumpGenerator.generateDom0(o, to: d + "/m.vmcore")
+        // Frames: uniform over the machine's RAM (most are the shared zero page, as in a -d 0
+        // dump), and a third from the pages that hold data (the kernel's, decompressed for real).
+        let elf = try openDump(path: g.path)
+        var rng = SplitMix64(seed: 12)
+        let segs = elf.memory.segments
+        let data = g.manifest.samples.map(\.mfn)
+        var frames: [UInt64] = []
+        for i in 0..<reads {
+            if i % 3 == 0 { frames.append(data[Int(rng.below(UInt64(data.count)))] &+ rng.below(4)) }
+            else { let s = segs[Int(rng.below(UInt64(segs.count)))]; frames.append((s.start >> 12) + rng.below(s.length >> 12)) }
+        }
+        let list = frames.map { String($0) }.joined(separator: "\n") + "\n"
+        print("== kdump-compressed random page reads (\(reads) reads, 1 GiB machine, same frames): p2mnote vs libkdumpfile kdump_read")
+        print("compression   p2mnote reads/s   libkdumpfile reads/s   ratio   same bytes")
+        for c in [KdumpCompression.zlib, .lzo, .zstd, .snappy] {
+            let kd = d + "/m.kdump-\(c.rawValue)"
+            var ko = KdumpWriteOptions(); ko.compression = c
+            try KdumpWriter.write(fromELF: g.path, to: kd, ko)
+            // p2mnote: open, then the reads (the same checksum as the C program's).
+            let k = try openDump(path: kd)
+            var buf = [UInt8](repeating: 0, count: 4096)
+            var sum: UInt64 = 0, failed = 0
+            let (_, mine) = time {
+                for f in frames {
+                    do {
+                        try buf.withUnsafeMutableBytes { try k.memory.read(MachAddr(f << 12), into: $0) }
+                        for i in stride(from: 0, to: 4096, by: 64) { sum &+= UInt64(buf[i]) &+ UInt64(i) &* UInt64(buf[i + 1]) }
+                    } catch { failed += 1 }
+                }
+            }
+            let p = Process(); p.executableURL = URL(fileURLWithPath: peer); p.arguments = [kd]
+            let inp = Pipe(), out = Pipe(); p.standardInput = inp; p.standardOutput = out; p.standardError = out
+            try p.run(); inp.fileHandleForWriting.write(Data(list.utf8)); try inp.fileHandleForWriting.close()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self); p.waitUntilExit()
+            let w = text.split(separator: " ")
+            if p.terminationStatus == 0, w.count >= 8, let secs = Double(w[5]), let theirSum = UInt64(w[7].trimmingCharacters(in: .whitespacesAndNewlines)), Int(w[3]) == 0 {
+                let ours = Double(frames.count) / mine, theirs = Double(frames.count) / secs
+                print(String(format: "%-12@  %15.0f   %20.0f   %5.2f   %@", c.rawValue, ours, theirs, ours / theirs, (theirSum == sum && failed == 0) ? "yes" : "NO (\(failed) failed)"))
+            } else {
+                print(String(format: "%-12@  %15.0f   %20@   %5@   -", c.rawValue, Double(frames.count) / mine, "cannot read: " + text.trimmingCharacters(in: .whitespacesAndNewlines).prefix(60), "-"))
+            }
             try? FileManager.default.removeItem(atPath: kd)
         }
     }

@@ -43,6 +43,11 @@ public final class KdumpCompressed: DumpContainer {
     private let descBase: UInt64
     private var cache: [UInt64: [UInt8]] = [:]
     private var cacheOrder: [UInt64] = []
+    /// The last page decompressed per data offset: makedumpfile stores every zero page (and
+    /// every page equal to it) once, so most frames of a -d 0 dump share one blob; decompressing
+    /// it again per frame would be the reader's main cost.
+    private var blobOffset: UInt64 = .max
+    private var blobPage: [UInt8] = []
     public var kind: DumpKind { .kdumpCompressed }
     public var fileSize: UInt64 { file.size }
     public var layoutDescription: String { "\(container), header version \(headerVersion), dump level \(dumpLevel), \(maxMapnr) frames, \((try? chunkRank)?.last.map { "\($0)" } ?? "?") pages stored\(truncatedAt.map { ", TRUNCATED at byte \($0): the last pages' data is missing" } ?? "")" }
@@ -239,6 +244,11 @@ public final class KdumpCompressed: DumpContainer {
         guard off >= descBase, size > 0, size <= 2 * blockSize, off <= file.size, size <= file.size - off else {
             throw DumpError(path, offset: dOff, "kdump-compressed: page descriptor of frame 0x\(String(frame, radix: 16)) points at \(size) bytes at 0x\(String(off, radix: 16)), outside the page data\(truncatedAt != nil ? " (the file is truncated at byte \(file.size))" : "")")
         }
+        if off == blobOffset, blobPage.count == Int(blockSize) {
+            if cacheOrder.count >= 64 { cache[cacheOrder.removeFirst()] = nil }
+            cache[frame] = blobPage; cacheOrder.append(frame)
+            return blobPage
+        }
         let raw = try file.read(offset: off, count: Int(size))
         var out = [UInt8](repeating: 0, count: Int(blockSize))
         switch flags {
@@ -282,6 +292,7 @@ public final class KdumpCompressed: DumpContainer {
         }
         if cacheOrder.count >= 64 { cache[cacheOrder.removeFirst()] = nil }
         cache[frame] = out; cacheOrder.append(frame)
+        blobOffset = off; blobPage = out
         return out
     }
 
