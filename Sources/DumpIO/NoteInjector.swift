@@ -127,7 +127,7 @@ public final class NoteInjector {
             }
             return report
         case .flattened:
-            throw DumpError(path, "a flattened file (makedumpfile -F) is a stream of records: p2m-inject does not write into it (readers disagree on overlapping records); restore it with `makedumpfile -R FILE < STREAM` and inject into that")
+            throw DumpError(path, "a flattened file (makedumpfile -F) is a stream of records: p2m-inject does not write into it (readers disagree on overlapping records); use `p2m-inject STREAM -o OUT ...`, which writes the kdump-compressed file it describes (as `makedumpfile -R OUT < STREAM` does) with the note")
         default: break
         }
         let dump = try DumpFile.open(path: path)

@@ -52,7 +52,17 @@ public struct InjectCommand: ParsableCommand {
         defer { if !done, let c = created { unlink(c) } }
         if let out = output {
             try OutputFile.checkWritable(out, force: false)
-            try sparseCopy(from: dump, to: out)
+            let source = try OpenFile(path: dump)
+            if DumpSniffer.identify(try source.read(offset: 0, count: Int(min(source.size, 64)))) == .flattened {
+                // A flattened stream is not written in place (its readers disagree on
+                // overlapping records): -o gets the kdump-compressed file it describes, as
+                // `makedumpfile -R` would rebuild it, and the note goes into that.
+                created = out
+                try FlattenedFile(source).restore(to: out)
+                warn("p2m-inject: \(dump) is a flattened stream; \(out) is the kdump-compressed file it describes (as makedumpfile -R rebuilds it), with the note")
+            } else {
+                try sparseCopy(from: dump, to: out)
+            }
             created = out
             target = out
         }

@@ -73,4 +73,28 @@ import Translation
             #expect("\(error)".contains("excluded by makedumpfile's dump level") && "\(error)".contains(String(list.mfn, radix: 16)), "\(error)")
         }
     }
+
+    /// A flattened stream is never written in place; `-o` gets the kdump-compressed file it
+    /// describes, with the note. Judged against makedumpfile -R's rebuild of the same stream.
+    @Test func injectingIntoAFlattenedStreamWritesTheKdumpFileItDescribes() throws {
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let g = try dom0(d) { $0.dom0VMCoreInfo = true }
+        try KdumpWriter.write(fromELF: g.path, to: d + "/k", KdumpWriteOptions())
+        try KdumpWriter.flatten(d + "/k", to: d + "/k.flat")
+        let flat = try Data(contentsOf: URL(fileURLWithPath: d + "/k.flat"))
+        // In place: refused, naming -o.
+        do { _ = try NoteInjector(path: d + "/k.flat").run(action: .add, note: try emitNote(g).note.elfNoteBytes); Issue.record("wrote into a flattened stream") }
+        catch let e as DumpError { #expect(e.description.contains("-o OUT"), "\(e)") }
+        try InjectCommand.parse([d + "/k.flat", "--emit", "--system-map", g.systemMapPath, "-o", d + "/out.kdump"]).inject()
+        #expect(try Data(contentsOf: URL(fileURLWithPath: d + "/k.flat")) == flat, "the stream must stay as it was")
+        let out = try openDump(path: d + "/out.kdump")
+        #expect(out.kind == .kdumpCompressed && !out.layoutDescription.hasPrefix("flattened"), "\(out.layoutDescription)")
+        #expect(try out.p2mNote() != nil)
+        requireTool("/usr/bin/makedumpfile")
+        let r = try runTool(["sh", "-c", "makedumpfile -R '\(d)/k.rebuilt' < '\(d)/k.flat'"])
+        #expect(r.status == 0, "makedumpfile -R: \(r.stderr)")
+        #expect(try ContentHash.of(path: d + "/out.kdump") == ContentHash.of(path: d + "/k.rebuilt"), "the pages differ from makedumpfile -R's rebuild")
+        let cr = try runTool(["crash", "--osrelease", d + "/out.kdump"])
+        #expect(cr.stdout.contains(g.manifest.osRelease), "crash --osrelease: \(cr.stdout) \(cr.stderr)")
+    }
 }

@@ -96,6 +96,34 @@ public final class FlattenedFile: ByteSource {
         return out
     }
 
+    /// Write the kdump-compressed file the records describe (what `makedumpfile -R` does):
+    /// each piece at its offset, holes left as holes, then the size; fsynced. `dest` must not
+    /// exist. O(pieces) memory, 1 MiB at a time.
+    public func restore(to dest: String) throws {
+        let fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw DumpError(dest, "cannot create: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: 1 << 20)
+        for p in pieces {
+            var done: UInt64 = 0
+            while done < p.len {
+                let n = Int(min(UInt64(buf.count), p.len - done))
+                try buf.withUnsafeMutableBytes { try file.read(offset: p.at + done, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<n])) }
+                try buf.withUnsafeBytes { b in
+                    var w = 0
+                    while w < n {
+                        let r = pwrite(fd, b.baseAddress! + w, n - w, off_t(p.off + done) + off_t(w))
+                        if r < 0 && errno == EINTR { continue }
+                        guard r > 0 else { throw DumpError(dest, offset: p.off + done + UInt64(w), "write failed: \(String(cString: strerror(errno)))") }
+                        w += r
+                    }
+                }
+                done += UInt64(n)
+            }
+        }
+        guard ftruncate(fd, off_t(size)) == 0, fsync(fd) == 0 else { throw DumpError(dest, "cannot set the size or sync: \(String(cString: strerror(errno)))") }
+    }
+
     public func read(offset: UInt64, into buf: UnsafeMutableRawBufferPointer) throws {
         var done = 0
         while done < buf.count {
