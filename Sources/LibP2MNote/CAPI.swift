@@ -155,7 +155,9 @@ public func p2mnote_open(_ path: UnsafePointer<CChar>?, _ opts: UnsafePointer<p2
         }
         var image: VmlinuxImage? = nil
         if let v = a.vmlinux {
-            image = try VmlinuxImage(path: v)
+            // The symbols are loaded already: linux_banner's link address is theirs, less KASLR.
+            let banner = session.symbols.address("linux_banner").map { $0.rawValue &- (session.dump.vmcoreInfo?.kernelOffset ?? 0) }
+            image = try VmlinuxImage(path: v, bannerAddress: banner)
             // With a vmlinux the caller wants this kernel: its symbols must find the root, and
             // its build ID (or banner) must be the dump's.
             let k: GuestKernel

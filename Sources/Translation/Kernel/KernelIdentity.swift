@@ -17,7 +17,9 @@ public struct VmlinuxImage: Sendable {
     /// NT_GNU_BUILD_ID (elf.h).
     static let gnuBuildIDType: UInt32 = 3
 
-    public init(path: String) throws {
+    /// `bannerAddress`: linux_banner's link-time address when the caller has the vmlinux's
+    /// symbols loaded already; only without it is the symbol table scanned again here.
+    public init(path: String, bannerAddress: UInt64? = nil) throws {
         self.path = path
         let f = try OpenFile(path: path)
         elf_version(UInt32(EV_CURRENT))
@@ -26,7 +28,7 @@ public struct VmlinuxImage: Sendable {
         }
         defer { elf_end(elf) }
         var id: [UInt8]? = nil
-        var bannerAddr: UInt64? = nil
+        var bannerAddr: UInt64? = bannerAddress
         var sections: [(addr: UInt64, size: UInt64, offset: UInt64)] = []
         var scn = elf_nextscn(elf, nil)
         while let s = scn {
