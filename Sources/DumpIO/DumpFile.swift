@@ -11,8 +11,15 @@ public struct DumpError: Error, CustomStringConvertible, Sendable {
     public let file: String
     public let offset: UInt64?
     public let message: String
+    /// Set when the bytes asked for are simply not in the dump (a page makedumpfile's dump level
+    /// excluded, a frame no segment holds), as opposed to a damaged file: readers that can go on
+    /// without one page (the p2m list reader) tell the two apart by this.
+    public var notInDump = false
     public init(_ file: String, offset: UInt64? = nil, _ message: String) {
         self.file = file; self.offset = offset; self.message = message
+    }
+    public static func notInDump(_ file: String, _ message: String) -> DumpError {
+        var e = DumpError(file, message); e.notInDump = true; return e
     }
     public var description: String {
         if let o = offset { return "\(file): at offset 0x\(String(o, radix: 16)): \(message)" }

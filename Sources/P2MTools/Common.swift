@@ -116,9 +116,28 @@ enum CrossCheckText {
                 t += "\(label)DIFFERS in \(s.differences) entries (\(cover))\n"
                 for d in s.first { t += "             pfn \(d.pfn): \(subject) \(P2MEntry(raw: d.expected.value)), \(s.source) \(P2MEntry(raw: d.found.value))\n" }
             }
+            if s.unknownPfns > 0 { t += "             \(s.unknownPfns) pfns not compared: their list pages are not in the dump\n" }
             t += "             \(s.location)\n"
         }
         for u in c.unavailable { t += (u.source + ":").padding(toLength: 13, withPad: " ", startingAt: 0) + "not compared: \(u.reason)\n" }
         return t
     }
+}
+
+/// Help text written as wrapped paragraphs in the source, joined so that the argument parser
+/// wraps it to the terminal: lines of a paragraph become one line; blank lines and indented
+/// lines (examples) stay as they are.
+func reflow(_ text: String) -> String {
+    var out: [String] = []
+    var para = ""
+    for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        if line.isEmpty || line.hasPrefix(" ") {
+            if !para.isEmpty { out.append(para); para = "" }
+            out.append(String(line))
+        } else {
+            para += (para.isEmpty ? "" : " ") + line
+        }
+    }
+    if !para.isEmpty { out.append(para) }
+    return out.joined(separator: "\n")
 }

@@ -50,6 +50,19 @@ public struct EmitSummary: Codable, Sendable {
     public var identityPageMfn: MFN?
     public var cr3: MachAddr?
     public var crossCheck: CrossCheckReport?
+    /// List pages the dump does not hold (excluded by makedumpfile's dump level, or outside every
+    /// segment): their pfns are unknown and the note records them as INVALID. Empty: a whole map.
+    public var listPagesNotInDump: [ListPageNotInDump] = []
+    public var unknownPfns: UInt64 = 0
+
+    /// The loud line a partial map gets on stderr (nil: the map is whole).
+    public var partialWarning: String? {
+        guard !listPagesNotInDump.isEmpty else { return nil }
+        let shown = listPagesNotInDump.prefix(4).map { "list page \($0.page) (pfns \($0.firstPfn)+\($0.pfns), mfn \($0.mfn))" }
+        return "warning: PARTIAL MAP: \(listPagesNotInDump.count) page(s) of the p2m list are not in the dump (\(listPagesNotInDump[0].reason)): "
+            + shown.joined(separator: ", ") + (listPagesNotInDump.count > 4 ? ", ..." : "")
+            + "; their \(unknownPfns) pfns are unknown and recorded as INVALID in the note"
+    }
 }
 
 public struct EmitResult: Sendable {
@@ -194,12 +207,16 @@ public enum Emitter {
         try source.stream(into: EncoderSink(enc, keepFrames: source is LinearListSource), progress: progress)
         var note = try enc.finish(metadata: meta)
         var check: CrossCheckReport? = nil
+        let notInDump = source.pagesNotInDump
         if o.compare {
             let decoded = try P2MNote.decode(descriptor: note.descriptor)
             let c = resolver.crossCheck(decoded.map, identityKnown: decoded.header.identityKnown, skip: source.name)
             if c.compared && c.agrees { note = note.settingInformationalFlags(P2MNoteHeader.flagCrossChecked) }
             check = c
         }
-        return EmitResult(note: note, summary: summary(note, o, location: source.location, check: check, cr3: cr3))
+        var sum = summary(note, o, location: source.location, check: check, cr3: cr3)
+        sum.listPagesNotInDump = notInDump
+        sum.unknownPfns = notInDump.reduce(0) { $0 + $1.pfns }
+        return EmitResult(note: note, summary: sum)
     }
 }

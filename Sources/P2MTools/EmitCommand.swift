@@ -8,8 +8,8 @@ public struct EmitCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "p2m-emit",
         abstract: "Read a Xen PV guest's p2m from a dump or a table and write it as a p2mnote ELF note.",
-        discussion: """
-        DUMP is a dom0 kdump vmcore or an `xl dump-core` file; with --from raw or --from text,
+        discussion: reflow("""
+        DUMP is a dom0 kdump vmcore (ELF, kdump-compressed or flattened) or an `xl dump-core` file; with --from raw or --from text,
         a raw table (4- or 8-byte little-endian entries) or a text table (`pfn mfn` lines).
         From a dump, the linear list at xen_p2m_addr is read through the guest's own page tables
         in machine memory (needs xen_p2m_addr from --system-map, --vmlinux or VMCOREINFO) and
@@ -17,11 +17,14 @@ public struct EmitCommand: ParsableCommand {
         symbols the frame-list tree is used, which cannot tell identity pages from missing ones.
         The output file holds one complete ELF note, ready for p2m-inject.
 
+        A list page the dump does not hold (makedumpfile's dump level excluded it) makes a partial
+        map: its 512 pfns are recorded as INVALID, and emit says which pages and pfns, loudly.
+
         Examples:
           p2m-emit dom0.vmcore --system-map System.map-6.1.0-56-amd64
           p2m-emit domU.xcore --system-map System.map -o domU.note --json
           p2m-emit table.bin --from raw --width 8 -o table.note
-        """,
+        """),
         version: p2mnoteVersion)
 
     @Argument(help: "The dump (or, with --from raw|text, the table) to read.") var source: String
@@ -55,6 +58,7 @@ public struct EmitCommand: ParsableCommand {
             r.summary.output = out
             if let rawPath = rawOut { try writeRawTable(r.note, to: rawPath) }
             if json { try printJSON(r.summary) } else { printSummary(r.summary, out) }
+            if let w = r.summary.partialWarning { warn("p2m-emit: " + w) }
             if let c = r.summary.crossCheck, !c.agrees {
                 warn("p2m-emit: warning: the note (\(r.summary.source)) and the dump's other copies disagree; see the cross-check")
             }

@@ -8,7 +8,7 @@ public struct InjectCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "p2m-inject",
         abstract: "Add, replace or remove the p2mnote note of a dump in place, without copying it.",
-        discussion: """
+        discussion: reflow("""
         ELF vmcores: the note is appended to the one PT_NOTE segment, below the first PT_LOAD
         data where crash looks for notes. When there is no room (makedumpfile -E output), only
         the first pages of that PT_LOAD are moved to the end of the file. xl dump-core files get
@@ -17,14 +17,19 @@ public struct InjectCommand: ParsableCommand {
         Before anything is written, the note is compared with the dump's own tables (as
         `p2m-analyze check` does); a note that does not match the dump is refused unless --force.
 
+        kdump-compressed files (makedumpfile -c/-l/-p/-z) get a new notes blob at the end of the
+        file (every old note, then the p2m note), switched in by one write of the sub-header's
+        offset_note/size_note/offset_vmcoreinfo. A flattened stream (makedumpfile -F) is never
+        written in place: -o OUT gets the kdump-compressed file it describes, with the note.
+
         Examples:
           p2m-inject dom0.vmcore --note dom0.vmcore.p2mnote --verify
           p2m-inject dom0.vmcore --emit --system-map System.map -o dom0-p2m.vmcore
           p2m-inject dom0.vmcore --remove
-        """,
+        """),
         version: p2mnoteVersion)
 
-    @Argument(help: "The dump (ELF kdump vmcore or xl dump-core).") var dump: String
+    @Argument(help: "The dump: ELF vmcore, xl dump-core, kdump-compressed or (with -o) flattened.") var dump: String
     @Option(help: "A note file made by p2m-emit.") var note: String?
     @Flag(help: "Emit the note from the dump itself (needs --system-map/--vmlinux for the linear list).") var emit = false
     @Option(help: "System.map for --emit.") var systemMap: String?
@@ -76,7 +81,9 @@ public struct InjectCommand: ParsableCommand {
         } else if emit {
             var o = EmitOptions(input: target)
             o.systemMap = systemMap; o.vmlinux = vmlinux
-            noteBytes = try Emitter.emit(o).note.elfNoteBytes
+            let r = try Emitter.emit(o)
+            if let w = r.summary.partialWarning { warn("p2m-inject: " + w) }
+            noteBytes = r.note.elfNoteBytes
         }
         if let nb = noteBytes, !remove {
             let dec: DecodedP2MNote

@@ -234,7 +234,7 @@ public final class KdumpCompressed: DumpContainer {
         if let p = cache[frame] { return p }
         guard frame < maxMapnr else { throw DumpError(path, "machine frame 0x\(String(frame, radix: 16)) is beyond max_mapnr 0x\(String(maxMapnr, radix: 16))") }
         guard try isDumpable(frame) else {
-            throw DumpError(path, isPresent(frame)
+            throw DumpError.notInDump(path, isPresent(frame)
                 ? "machine frame 0x\(String(frame, radix: 16)) was excluded by makedumpfile's dump level \(dumpLevel) (not zeros: not in the dump)"
                 : "machine frame 0x\(String(frame, radix: 16)) is not in the dump (no RAM there)")
         }

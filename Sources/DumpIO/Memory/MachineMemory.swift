@@ -89,7 +89,7 @@ public final class MachineMemoryMap: MachineMemory {
         var done = 0
         while done < buffer.count {
             guard let i = segmentIndex(a) else {
-                throw DumpError(path, "machine address 0x\(String(a, radix: 16)) is not in the dump (no segment holds it)")
+                throw DumpError.notInDump(path, "machine address 0x\(String(a, radix: 16)) is not in the dump (no segment holds it)")
             }
             let s = segments[i]
             let n = Int(min(UInt64(buffer.count - done), s.end - a))

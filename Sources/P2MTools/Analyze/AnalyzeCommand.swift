@@ -9,7 +9,7 @@ public struct AnalyzeCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "p2m-analyze",
         abstract: "Read a Xen PV dump (dom0 vmcore or xl dump-core) using its p2mnote note first.",
-        discussion: """
+        discussion: reflow("""
         Commands (crash's words where crash has one; `COMMAND --help` for each):
         \(AnalyzerCommands.summary)
 
@@ -26,7 +26,7 @@ public struct AnalyzeCommand: ParsableCommand {
           p2m-analyze dom0.vmcore mod --system-map System.map --json
           p2m-analyze dom0.vmcore --system-map System.map rd -p 9f000 4
           p2m-analyze dom0.vmcore --system-map System.map - < commands.txt
-        """,
+        """),
         version: p2mnoteVersion)
 
     @Argument(help: "The dump.") var dump: String

@@ -100,13 +100,13 @@ public struct SymbolTable: Sendable {
     }
 
     public func address(_ name: String) -> KVAddr? {
-        var n = Array(name.utf8)
+        let n = Array(name.utf8)
         guard !n.isEmpty else { return nil }
         return n.withUnsafeBufferPointer { index(of: $0) }.map { KVAddr(addrs[$0]) }
     }
 
     public func lookup(_ name: String) -> KernelSymbol? {
-        var n = Array(name.utf8)
+        let n = Array(name.utf8)
         guard !n.isEmpty, let i = n.withUnsafeBufferPointer({ index(of: $0) }) else { return nil }
         return KernelSymbol(name: name, address: KVAddr(addrs[i]), type: Character(UnicodeScalar(types[i])))
     }

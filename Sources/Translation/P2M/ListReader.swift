@@ -53,11 +53,25 @@ public struct P2MListLocation: Sendable {
     }
 }
 
+/// A page of the list that the dump does not hold (makedumpfile's dump level excluded it, or no
+/// segment covers its frame): its 512 pfns are unknown, not INVALID.
+public struct ListPageNotInDump: Sendable, Codable, Equatable {
+    /// Index of the page in the list (pfns page × 512 ...).
+    public var page: UInt64
+    public var mfn: MFN
+    public var firstPfn: PFN
+    public var pfns: UInt64
+    public var reason: String
+}
+
 public enum ListReader {
     /// Stream the list into `sink`. Pages named by a shared frame become bulk runs; a frame
     /// once seen all-INVALID is not read again (the tree names p2m_missing 2^18 times).
+    /// A list page that is not in the dump is an error, unless `missing` is given: then its
+    /// pfns go to the sink as `unknown` and `missing` hears which page it was.
     public static func read(_ loc: P2MListLocation, walker: PageTableWalker, shared: SharedP2MFrames,
-                            sink: P2MSink, progress: ((UInt64, UInt64) -> Void)? = nil) throws {
+                            sink: P2MSink, progress: ((UInt64, UInt64) -> Void)? = nil,
+                            missing: ((ListPageNotInDump) -> Void)? = nil) throws {
         let pagesTotal = (loc.size + 511) / 512
         let groupMissing = loc.pageLevel == 1 ? shared.missingPte : shared.midMissing
         let groupIdentity = loc.pageLevel == 1 ? shared.identityPte : nil
@@ -103,8 +117,31 @@ public enum ListReader {
                   !knownInvalid.contains(next.rawValue), next != shared.identity { run += 1 }
             let n = Int(min(entriesLeft, run * 512))
             guard let at = mfn.address() else { throw TranslationError("list page frame \(mfn) out of range") }
-            try buf.withUnsafeMutableBytes { b in
-                try walker.memory.read(at, into: UnsafeMutableRawBufferPointer(rebasing: b[0..<(n * 8)]))
+            do {
+                try buf.withUnsafeMutableBytes { b in
+                    try walker.memory.read(at, into: UnsafeMutableRawBufferPointer(rebasing: b[0..<(n * 8)]))
+                }
+            } catch let e as DumpError where e.notInDump {
+                // Some page of the run is not in the dump: page by page, the missing ones as unknown.
+                for k in 0..<run {
+                    let first = (page + k) * 512, cnt = min(loc.size - first, 512)
+                    try sink.listFrames(MFN(mfn.rawValue + k), count: 1)
+                    do {
+                        try buf.withUnsafeMutableBytes { b in
+                            try walker.memory.read(MachAddr((mfn.rawValue + k) << 12), into: UnsafeMutableRawBufferPointer(rebasing: b[0..<(Int(cnt) * 8)]))
+                        }
+                        try buf.withUnsafeBufferPointer { try sink.entries(UnsafeBufferPointer(rebasing: $0[0..<Int(cnt)])) }
+                    } catch let e as DumpError where e.notInDump {
+                        guard let report = missing else {
+                            throw TranslationError("\(loc.description): list page \(page + k) (pfns 0x\(String(first, radix: 16))–0x\(String(first + cnt - 1, radix: 16)), mfn \(MFN(mfn.rawValue + k))): \(e)")
+                        }
+                        report(ListPageNotInDump(page: page + k, mfn: MFN(mfn.rawValue + k), firstPfn: PFN(first), pfns: cnt, reason: e.message))
+                        try sink.unknown(cnt)
+                    }
+                }
+                page += run
+                if page & 0xfff < run { progress?(page, pagesTotal) }
+                continue
             }
             for k in 0..<run { try sink.listFrames(MFN(mfn.rawValue + k), count: 1) }
             if run == 1 && n == 512 && buf[0..<512].allSatisfy({ $0 == .max }) { knownInvalid.insert(mfn.rawValue) }

@@ -29,9 +29,13 @@ public protocol P2MTableSource: AnyObject {
     /// The source code a note made from it records.
     var sourceCode: P2MSource { get }
     func stream(into sink: P2MSink, progress: ((UInt64, UInt64) -> Void)?) throws
+    /// List pages the last `stream` found missing from the dump (their pfns went out as unknown).
+    var pagesNotInDump: [ListPageNotInDump] { get }
 }
 
 extension P2MTableSource {
+    public var pagesNotInDump: [ListPageNotInDump] { [] }
+
     /// The table as a lookup map.
     public func map() throws -> P2MMap {
         let s = MapSink()
@@ -88,8 +92,10 @@ public final class LinearListSource: P2MTableSource {
     public var name: String { "linear-list" }
     public var location: String { "linear list at \(vaddr) read through cr3 \(kernel.root) (\(kernel.rootSource))" }
     public var coverage: P2MCoverage { P2MCoverage(entries: list.size, knowsIdentity: shared.identityKnown, sparse: false) }
+    public private(set) var pagesNotInDump: [ListPageNotInDump] = []
     public func stream(into sink: P2MSink, progress: ((UInt64, UInt64) -> Void)?) throws {
-        try ListReader.read(list, walker: kernel.walker, shared: shared, sink: sink, progress: progress)
+        pagesNotInDump = []
+        try ListReader.read(list, walker: kernel.walker, shared: shared, sink: sink, progress: progress) { self.pagesNotInDump.append($0) }
     }
 }
 
@@ -110,8 +116,10 @@ public final class FrameTreeSource: P2MTableSource {
     public var location: String { "frame-list tree at mfn \(fll) (\(origin))" }
     public var coverage: P2MCoverage { P2MCoverage(entries: list.size, knowsIdentity: false, sparse: false) }
     public var sourceCode: P2MSource { .frameListTree }
+    public private(set) var pagesNotInDump: [ListPageNotInDump] = []
     public func stream(into sink: P2MSink, progress: ((UInt64, UInt64) -> Void)?) throws {
-        try ListReader.read(list, walker: walker, shared: shared, sink: sink, progress: progress)
+        pagesNotInDump = []
+        try ListReader.read(list, walker: walker, shared: shared, sink: sink, progress: progress) { self.pagesNotInDump.append($0) }
     }
 }
 
@@ -179,6 +187,8 @@ public struct SourceComparison: Sendable, Codable {
     public var identityBlind: Bool
     public var sparse: Bool
     public var error: String?
+    /// Pfns this source could not say anything about: its list pages are not in the dump.
+    public var unknownPfns: UInt64 = 0
     public var agrees: Bool { error == nil && differences == 0 }
 }
 
@@ -296,7 +306,8 @@ public final class P2MResolver {
             do { try s.stream(into: c, progress: nil) } catch { err = "\(error)" }
             out.append(SourceComparison(source: s.name, location: s.location, sourceEntries: cov.entries, mapEntries: map.nrPfns,
                                         compared: c.compared, differences: c.differenceCount, first: c.differences,
-                                        identityBlind: blind, sparse: cov.sparse, error: err))
+                                        identityBlind: blind, sparse: cov.sparse, error: err,
+                                        unknownPfns: s.pagesNotInDump.reduce(0) { $0 + $1.pfns }))
         }
         return CrossCheckReport(comparisons: out, unavailable: unavailable.filter { $0.source != "note" })
     }
