@@ -2,7 +2,7 @@
 
 /// Where the table came from (Spec §4.2).
 public enum P2MSource: UInt8, Sendable, CaseIterable, CustomStringConvertible {
-    case unknown = 0, linearList = 1, frameListTree = 2, xlP2M = 3, rawTable = 4, textTable = 5, xlPagesLinear = 6
+    case unknown = 0, linearList = 1, frameListTree = 2, xlP2M = 3, rawTable = 4, textTable = 5, xlPagesLinear = 6, xenM2P = 7
 
     public var description: String {
         switch self {
@@ -13,6 +13,7 @@ public enum P2MSource: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .rawTable: return "raw table"
         case .textTable: return "text table"
         case .xlPagesLinear: return "linear list in xl dump-core .xen_pages"
+        case .xenM2P: return "Xen's frame table and M2P (a host dump)"
         }
     }
 }

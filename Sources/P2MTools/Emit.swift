@@ -17,6 +17,8 @@ public struct EmitOptions: Sendable {
     public var systemMap: String?
     public var vmlinux: String?
     public var domainID: UInt32?
+    /// A host dump's domain (Xen's tables find it); nil: the dump's own guest.
+    public var domain: UInt16?
     public var compare = true
     public var progress = false
     public init(input: String) { self.input = input }
@@ -184,8 +186,9 @@ public enum Emitter {
     static func emitFromDump(_ o: EmitOptions) throws -> EmitResult {
         let dump = try openDump(path: o.input)
         let symbols = try loadSymbols(systemMap: o.systemMap, vmlinux: o.vmlinux, dump: dump)
-        var ro = P2MResolverOptions(); ro.cr3 = o.cr3; ro.p2mMFN = o.p2mMFN
+        var ro = P2MResolverOptions(); ro.cr3 = o.cr3; ro.p2mMFN = o.p2mMFN; ro.domain = o.domain
         let resolver = P2MResolver(dump: dump, symbols: symbols, options: ro)
+        if o.domain != nil { _ = try resolver.domain() }   // an unknown domain is an error, not "no source"
         let progress: ((UInt64, UInt64) -> Void)? = o.progress && isatty(2) != 0 ? { done, total in
             let pct = total == 0 ? 100 : Int(done * 100 / total)
             let bar = String(repeating: "#", count: pct / 4) + String(repeating: " ", count: 25 - pct / 4)
@@ -194,7 +197,7 @@ public enum Emitter {
         } : nil
         let source = try primarySource(o.from, resolver, input: o.input)
         let enc = P2MEncoder(width: .eight)
-        var meta = P2MNoteMetadata(source: source.sourceCode, domainID: o.domainID ?? (dump.kind == .xenDumpCore ? nil : 0),
+        var meta = P2MNoteMetadata(source: source.sourceCode, domainID: o.domainID ?? o.domain.map(UInt32.init) ?? (dump.kind == .xenDumpCore ? nil : 0),
                                    fllMFN: resolver.frameListRoot?.mfn)
         var cr3: UInt64? = nil
         if let l = source as? LinearListSource {

@@ -37,6 +37,7 @@ public struct EmitCommand: ParsableCommand {
     @Option(help: "System.map of the guest kernel.") var systemMap: String?
     @Option(help: "vmlinux of the guest kernel (its symbol table is used).") var vmlinux: String?
     @Option(help: "Domain id to record.") var domid: UInt32?
+    @Option(help: "A host dump's domain: its p2m from Xen's tables (frame table and M2P), its shared_info's frame list and linear list (`p2m-analyze HOST domains` lists them).") var domain: UInt16?
     @Flag(inversion: .prefixedNo, help: "Compare with the dump's other copies of the table.") var compare = true
     @Flag(help: "Print the summary (and errors, on stderr) as JSON.") var json = false
     @Option(help: "Also write the table as raw 8-byte little-endian entries (for inspection).") var rawOut: String?
@@ -50,7 +51,7 @@ public struct EmitCommand: ParsableCommand {
             var o = EmitOptions(input: source)
             o.from = kind
             o.width = w; o.cr3 = cr3?.value; o.p2mMFN = p2mMfn?.value
-            o.systemMap = systemMap; o.vmlinux = vmlinux; o.domainID = domid; o.compare = compare; o.progress = !json
+            o.systemMap = systemMap; o.vmlinux = vmlinux; o.domainID = domid; o.domain = domain; o.compare = compare; o.progress = !json
             let out = output ?? source + ".p2mnote"
             try OutputFile.checkWritable(out, force: force, hintFor: source)
             var r = try Emitter.emit(o)

@@ -3,6 +3,7 @@ import Foundation
 import P2MFormat
 import Testing
 import TestSupport
+import Translation
 @testable import P2MTools
 
 /// Real Xen dumps made by Tools/real-dump/make (`make test` makes them, cached outside the
@@ -265,6 +266,50 @@ struct RealDumpTests {
         let a = try refilter(xen), b = try refilter(copy)
         #expect(a.0 == b.0 && a.1 == b.1, "makedumpfile answers differently after injection:\n\(a)\n---\n\(b)")
         if a.0 != 0 { FileHandle.standardError.write(Data("LOUD: makedumpfile 1.7.2 cannot re-filter a Xen kdump file, with or without the note: \(a.1)\n".utf8)) }
+    }
+
+    /// The real dom0 dump is a crashed host's: Xen's own tables (VMCOREINFO_XEN, the frame table,
+    /// the M2P, dom0's shared_info) find dom0 and rebuild its p2m with no Linux symbols at all.
+    /// Judged by what Xen's notes and Linux itself recorded, not by the tables read here.
+    @Test func hostDomainsFromXensTables() throws {
+        let s = try AnalyzerSession(AnalyzerOptions(dump: realVmcore))
+        let rows = try #require((try s.execute(["domains"]).json as? [String: Any])?["domains"] as? [[String: Any]])
+        let guests = rows.filter { $0["system"] as? Bool == false }
+        #expect(guests.count == 1 && guests.first?["id"] as? Int == 0, "\(rows)")
+        #expect(Set(rows.filter { $0["system"] as? Bool == true }.compactMap { $0["id"] as? Int }) == [0x7ff1, 0x7ff2], "dom_io and dom_xen")
+        let d0 = try #require(guests.first)
+        let linux = try linuxAnswer(realDir + "/ground-truth/p2m-runs.txt")
+        let counts = linux.canonical().counts
+        #expect(d0["pages"] as? Int == Int(counts.mfn), "pages owned vs Linux's mfn entries \(counts)")
+        #expect(d0["pv"] as? Bool == true)
+        let dump = try openDump(path: realVmcore)
+        #expect(d0["fllMfn"] as? String == dump.crashInfo?.frameListListMFN?.description, "vs Xen's crash info")
+        #expect(d0["p2mCr3"] as? String == dump.crashRegs.first.map { MachAddr($0.cr3 & 0x000f_ffff_ffff_f000).description }, "vs Xen's crash regs")
+        let truthHead = try String(contentsOfFile: realDir + "/ground-truth/p2mtruth.txt", encoding: .utf8).prefix(200)
+        #expect(truthHead.contains("xen_p2m_addr=" + ((d0["p2mVaddr"] as? String)?.dropFirst(2) ?? "?")), "p2m_vaddr vs Linux's xen_p2m_addr: \(truthHead)")
+        // The M2P's map equals Linux's answer for every pfn below max_pfn (identity reads INVALID there).
+        var ro = P2MResolverOptions(); ro.domain = 0
+        let r = P2MResolver(dump: dump, symbols: SymbolTable(), options: ro)
+        let m2p = try #require(r.xenM2P(), "\(r.unavailable)")
+        #expect(m2p.unreadableFrames.isEmpty && m2p.conflicts == 0)
+        let m = try m2p.map()
+        #expect(m.nrPfns == UInt64((d0["maxPfn"] as? String).flatMap { UInt64($0.dropFirst(2), radix: 16) } ?? 0))
+        var bad = 0
+        for p in 0..<m.nrPfns {
+            let l = linux.entry(PFN(p)), x = m.entry(PFN(p))
+            let want = l?.kind == .mfn ? l : P2MEntry(raw: .max)
+            if x != want { bad += 1; if bad < 4 { Issue.record("pfn 0x\(String(p, radix: 16)): M2P \(String(describing: x)), Linux \(String(describing: l))") } }
+        }
+        #expect(bad == 0)
+        // emit --domain 0 with no symbols: the linear list from shared_info, checked against the
+        // frame tree and the M2P; the note records domain 0 and its map is Linux's over max_pfn.
+        var o = EmitOptions(input: realVmcore); o.domain = 0
+        let e = try Emitter.emit(o)
+        #expect(e.note.header.domainID == 0 && e.summary.crossCheck?.agrees == true && e.summary.crossCheck?.comparisons.map(\.source) == ["frame-tree", "xen-m2p"],
+                "\(String(describing: e.summary.crossCheck))")
+        var o2 = o; o2.domain = 7
+        do { _ = try Emitter.emit(o2); Issue.record("emitted for a domain that does not exist") }
+        catch { #expect("\(error)".contains("no domain 7") && "\(error)".contains("domains: 0"), "\(error)") }
     }
 
     @Test(.enabled(if: FileManager.default.fileExists(atPath: realDir + "/domU.xcore"), "no real xl dump-core in $P2M_REAL_DUMP_DIR"))

@@ -36,6 +36,7 @@ public struct AnalyzeCommand: ParsableCommand {
     @Option(help: "Machine address of the guest's top page table (hex).") var cr3: HexNumber?
     @Option(help: "MFN of the frame-list-list page (hex).") var p2mMfn: HexNumber?
     @Flag(help: "Ignore the p2mnote note (use the dump's own tables).") var noNote = false
+    @Option(help: "Read this domain of a crashed Xen host's dump (see the `domains` command).") var domain: UInt16?
     @Flag(help: "JSON output (errors too, on stderr).") var json = false
     @Option(help: "struct module offsets as list,name,core_base,core_size (hex).") var moduleOffsets: String?
 
@@ -69,6 +70,7 @@ public struct AnalyzeCommand: ParsableCommand {
                 guard let m = ModuleOffsets(argument: s, parse: parseHexArg) else { throw ValidationError("--module-offsets wants 4 hex numbers: list,name,core_base,core_size") }
                 g.o.moduleLayout = m
             case "--no-note": g.o.useNote = false
+            case "--domain": let s = try v(); guard let n = UInt16(s) else { throw ValidationError("--domain \(s): not a domain id (0-65535)") }; g.o.domain = n
             case "--json": g.json = true
             default: out.append(w)
             }
@@ -79,7 +81,7 @@ public struct AnalyzeCommand: ParsableCommand {
 
     public func run() throws {
         var o = AnalyzerOptions(dump: dump)
-        o.systemMap = systemMap; o.vmlinux = vmlinux; o.cr3 = cr3?.value; o.p2mMFN = p2mMfn?.value; o.useNote = !noNote
+        o.systemMap = systemMap; o.vmlinux = vmlinux; o.cr3 = cr3?.value; o.p2mMFN = p2mMfn?.value; o.useNote = !noNote; o.domain = domain
         if let m = moduleOffsets {
             guard let l = ModuleOffsets(argument: m, parse: parseHexArg) else { throw ValidationError("--module-offsets wants 4 hex numbers: list,name,core_base,core_size") }
             o.moduleLayout = l

@@ -20,7 +20,7 @@ struct AnalyzerCommands: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "",
         abstract: "Commands of p2m-analyze. Addresses, pfns and mfns are hex (0x optional); counts are decimal.",
-        subcommands: [Info.self, Notes.self, P2MCmd.self, M2PCmd.self, Vtop.self, Ptov.self, Rd.self, Sym.self, Banner.self, Mod.self, Check.self])
+        subcommands: [Info.self, Notes.self, P2MCmd.self, M2PCmd.self, Vtop.self, Ptov.self, Rd.self, Sym.self, Banner.self, Mod.self, Check.self, Domains.self])
     static let names: Set<String> = Set(configuration.subcommands.map { $0._commandName })
 
     static var summary: String {
@@ -373,5 +373,63 @@ struct Check: SessionCommand {
         let c = s.resolver.crossCheck(dec.map, identityKnown: dec.header.identityKnown)
         return try s.output("check", Result(format: "ok", version: "\(dec.header.versionMajor).\(dec.header.versionMinor)", pfns: dec.header.nrPfns,
                                             records: dec.header.nrRecords, crossCheck: c, ok: c.agrees))
+    }
+}
+
+// MARK: domains
+
+struct Domains: SessionCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Every domain of a crashed Xen host's dump, from Xen's own tables: id, pages, PV or not, the p2m sources each has.",
+        discussion: "Needs the dump's VMCOREINFO_XEN and Xen crash info notes (no Xen debug symbols). fll_mfn is what `crash --p2m_mfn` takes for that guest.")
+    struct Row: Encodable {
+        var id: UInt16
+        var system: Bool
+        var address: Hex64
+        var pages: UInt64
+        var xenHeapPages: UInt64
+        var pv: Bool
+        var sharedInfoMfn: MFN?
+        var maxPfn: Hex64?
+        var fllMfn: MFN?
+        var p2mCr3: MachAddr?
+        var p2mVaddr: KVAddr?
+        var sources: [String]
+        var note: Bool
+    }
+    struct Result: TextResult {
+        var xen: String
+        var maxPage: Hex64
+        var domains: [Row]
+        var text: String {
+            var t = "xen:        \(xen), max_page \(maxPage)\n"
+            t += "  ID  PAGES      PV  MAX_PFN    FLL_MFN    P2M_CR3        SOURCES\n"
+            for d in domains {
+                let id = d.system ? (d.id == XenLayout.domidXen ? "xen" : d.id == XenLayout.domidIO ? "io" : String(d.id)) : String(d.id)
+                func col(_ s: String, _ n: Int) -> String { s.padding(toLength: max(n, s.count), withPad: " ", startingAt: 0) }
+                t += col(id.count < 4 ? String(repeating: " ", count: 4 - id.count) + id : id, 4) + "  " + col(String(d.pages), 10) + " "
+                    + col(d.system ? "-" : d.pv ? "yes" : "no", 3) + " " + col(d.maxPfn?.description ?? "-", 10) + " " + col(d.fllMfn?.description ?? "-", 10) + " "
+                    + col(d.p2mCr3?.description ?? "-", 14) + " " + (d.system ? "(system domain)" : d.sources.joined(separator: ", ") + (d.note ? "; note in dump" : "")) + "\n"
+            }
+            return t
+        }
+    }
+    func execute(in s: AnalyzerSession) throws -> CommandOutput {
+        let host = try s.resolver.host()
+        let notes = Set(s.dump.p2mNotes.compactMap { try? P2MNote.decode(descriptor: $0.desc).header.domainID })
+        var rows: [Row] = []
+        for d in try host.domains() {
+            let a = d.arch
+            var src: [String] = []
+            if !d.system { src.append("xen-m2p") }
+            if let a, a.p2mVaddr != 0, a.p2mCr3 != 0 { src.append("linear-list") }
+            if let a, a.fllMfn != 0 { src.append("frame-tree") }
+            rows.append(Row(id: d.id, system: d.system, address: Hex64(d.address), pages: d.pages, xenHeapPages: d.xenHeapPages, pv: d.looksPV,
+                            sharedInfoMfn: d.sharedInfoMfn, maxPfn: a.map { Hex64($0.maxPfn) }, fllMfn: a.flatMap { $0.fllMfn == 0 ? nil : MFN($0.fllMfn) },
+                            p2mCr3: a.flatMap { $0.p2mCr3 == 0 ? nil : MachAddr($0.p2mCr3) }, p2mVaddr: a.flatMap { $0.p2mVaddr == 0 ? nil : KVAddr($0.p2mVaddr) },
+                            sources: src, note: !d.system && notes.contains(UInt32(d.id))))
+        }
+        let ci = s.dump.crashInfo
+        return try s.output("domains", Result(xen: ci.map { "Xen \($0.major).\($0.minor)" } ?? "Xen", maxPage: Hex64(host.maxPage), domains: rows))
     }
 }

@@ -17,6 +17,8 @@ public struct AnalyzerOptions: Sendable {
     public var cr3: UInt64?
     public var p2mMFN: UInt64?
     public var useNote = true
+    /// A host dump's domain to read (nil: the dump's own guest).
+    public var domain: UInt16?
     public var moduleLayout = ModuleOffsets()
     public init(dump: String) { self.dump = dump }
 }
@@ -64,8 +66,9 @@ public final class AnalyzerSession {
         options = o
         dump = try openDump(path: o.dump)
         symbols = try SymbolTable.forDump(systemMap: o.systemMap, vmlinux: o.vmlinux, dump: dump)
-        var ro = P2MResolverOptions(); ro.cr3 = o.cr3; ro.p2mMFN = o.p2mMFN; ro.useNote = o.useNote
+        var ro = P2MResolverOptions(); ro.cr3 = o.cr3; ro.p2mMFN = o.p2mMFN; ro.useNote = o.useNote; ro.domain = o.domain
         resolver = P2MResolver(dump: dump, symbols: symbols, options: ro)
+        if o.domain != nil { _ = try resolver.domain() }
     }
 
     /// Machine reads so far (tests count them to prove boundedness).

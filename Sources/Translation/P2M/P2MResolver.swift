@@ -89,6 +89,12 @@ public final class LinearListSource: P2MTableSource {
         list = .linearList(root: kernel.root, vaddr: va, size: size)
         sourceCode = kernel.dump.kind == .xenDumpCore ? .xlPagesLinear : .linearList
     }
+    /// A list whose address and size come from elsewhere than the kernel's symbols: a host
+    /// dump's guest publishes p2m_vaddr and max_pfn in its shared_info (arch_shared_info).
+    public init(kernel: GuestKernel, vaddr: KVAddr, size: UInt64, shared: SharedP2MFrames, sourceCode: P2MSource = .linearList) {
+        self.kernel = kernel; self.vaddr = vaddr; self.shared = shared; self.sourceCode = sourceCode
+        list = .linearList(root: kernel.root, vaddr: vaddr, size: size)
+    }
     public var name: String { "linear-list" }
     public var location: String { "linear list at \(vaddr) read through cr3 \(kernel.root) (\(kernel.rootSource))" }
     public var coverage: P2MCoverage { P2MCoverage(entries: list.size, knowsIdentity: shared.identityKnown, sparse: false) }
@@ -166,6 +172,8 @@ public struct P2MResolverOptions: Sendable {
     public var cr3: UInt64?
     public var p2mMFN: UInt64?
     public var useNote = true
+    /// A host dump's domain, found in Xen's tables (nil: the dump's own guest, dom0 of a kdump).
+    public var domain: UInt16?
     public init() {}
 }
 
@@ -207,6 +215,9 @@ public final class P2MResolver {
     public let walker: PageTableWalker
     private var kernelResult: Result<GuestKernel, Error>?
     private var noteResult: Result<NoteSource?, Error>?
+    private var hostResult: Result<XenHost, Error>?
+    private var domainResult: Result<XenDomain, Error>?
+    private var m2pResult: Result<XenM2PSource, Error>?
     public private(set) var unavailable: [UnavailableSource] = []
 
     public init(dump: DumpContainer, symbols: SymbolTable, options: P2MResolverOptions = .init()) {
@@ -214,10 +225,38 @@ public final class P2MResolver {
         walker = PageTableWalker(memory: dump.memory)
     }
 
+    /// Xen's tables of a host dump.
+    public func host() throws -> XenHost {
+        if let r = hostResult { return try r.get() }
+        let r = Result { try XenHost(dump: dump) }
+        hostResult = r
+        return try r.get()
+    }
+
+    /// The domain asked for (--domain), from Xen's tables.
+    public func domain() throws -> XenDomain? {
+        guard let id = options.domain else { return nil }
+        if let r = domainResult { return try r.get() }
+        let r = Result { try host().domain(id) }
+        domainResult = r
+        return try r.get()
+    }
+
+    /// A domU's root: --cr3, else the p2m_cr3 its kernel published in shared_info (Linux sets it
+    /// to swapper_pg_dir's frame, the kernel's own page table).
+    private func domainRoot() throws -> UInt64? {
+        guard let d = try domain(), d.id != 0 else { return nil }
+        if let c = options.cr3 { return c }
+        guard let a = d.arch, a.p2mCr3 != 0 else {
+            throw TranslationError("\(dump.path): domain \(d.id) published no p2m_cr3 in its shared_info (not a Linux PV guest?); pass --cr3", kind: .noRoot)
+        }
+        return a.p2mCr3
+    }
+
     /// The guest kernel (its page-table root found once).
     public func kernel() throws -> GuestKernel {
         if let r = kernelResult { return try r.get() }
-        let r = Result { try GuestKernel(dump: dump, symbols: symbols, walker: walker, cr3: options.cr3) }
+        let r = Result { try GuestKernel(dump: dump, symbols: symbols, walker: walker, cr3: try domainRoot() ?? options.cr3) }
         kernelResult = r
         return try r.get()
     }
@@ -227,7 +266,11 @@ public final class P2MResolver {
         if let r = noteResult { return try r.get() }
         let r = Result { () -> NoteSource? in
             guard let n = try dump.p2mNote() else { return nil }
-            return NoteSource(note: n, decoded: try P2MNote.decode(descriptor: n.desc))
+            let s = NoteSource(note: n, decoded: try P2MNote.decode(descriptor: n.desc))
+            // A host dump's note is one domain's: another domain does not use it.
+            let has = s.decoded.header.domainID
+            if let want = options.domain, has != .max, has != UInt32(want) { return nil }
+            return s
         }
         noteResult = r
         return try r.get()
@@ -238,6 +281,14 @@ public final class P2MResolver {
     }
 
     public func linearList() -> LinearListSource? {
+        if let d = try? domain(), symbols.address("xen_p2m_addr") == nil {
+            // No System.map of the guest: the list's address and extent from its shared_info.
+            guard let a = d.arch, a.p2mVaddr != 0, a.maxPfn > 0 else {
+                record("linear-list", "domain \(d.id) published no p2m_vaddr in its shared_info (pass the guest's --system-map)"); return nil
+            }
+            do { return LinearListSource(kernel: try kernel(), vaddr: KVAddr(a.p2mVaddr), size: a.maxPfn, shared: SharedP2MFrames()) }
+            catch { record("linear-list", "\(error)"); return nil }
+        }
         guard symbols.address("xen_p2m_addr") != nil else {
             record("linear-list", "no xen_p2m_addr symbol (pass --system-map or --vmlinux)"); return nil
         }
@@ -247,6 +298,10 @@ public final class P2MResolver {
     /// The frame-list-list root: --p2m-mfn, else Xen's crash info (dom0), else an xl dump's shared info.
     public var frameListRoot: (mfn: MFN, origin: String)? {
         if let m = options.p2mMFN { return (MFN(m), "--p2m-mfn") }
+        if let d = try? domain(), d.id != 0 {
+            guard let a = d.arch, a.fllMfn != 0, a.fllMfn != .max, a.fllMfn < 1 << 40 else { return nil }
+            return (MFN(a.fllMfn), "domain \(d.id)'s shared_info pfn_to_mfn_frame_list_list")
+        }
         if let c = dump.crashInfo?.frameListListMFN { return (c, "Xen crash info") }
         if let x = dump as? XLDumpCore, let s = try? x.sharedInfoArch(), s.fll != 0, s.fll != .max, s.fll < 1 << 40 {
             return (MFN(s.fll), ".xen_shared_info pfn_to_mfn_frame_list_list")
@@ -260,6 +315,7 @@ public final class P2MResolver {
         }
         // Size and shared frames from the kernel where its symbols are known; else 2^27.
         var size: UInt64 = 1 << 27
+        if let d = try? domain(), let a = d.arch, a.maxPfn > 0 { size = min(a.maxPfn, 1 << 27) }
         var shared = SharedP2MFrames()
         if symbols.address("xen_p2m_size") != nil, let k = try? kernel() {
             if let s = try? k.readU64(symbol: "xen_p2m_size"), s > 0 { size = min(s, 1 << 27) }
@@ -274,12 +330,27 @@ public final class P2MResolver {
         do { return try XenP2MSectionSource(core: x) } catch { record("xen-p2m", "\(error)"); return nil }
     }
 
+    /// The guest's p2m rebuilt from Xen's frame table and M2P (only with --domain: it reads the
+    /// whole frame table).
+    public func xenM2P() -> XenM2PSource? {
+        guard options.domain != nil else { return nil }
+        if let r = m2pResult { return try? r.get() }
+        let r = Result { () -> XenM2PSource in
+            guard let d = try domain() else { throw TranslationError("no domain") }
+            return try XenM2PSource(host: try host(), domain: d)
+        }
+        m2pResult = r
+        if case .failure(let e) = r { record("xen-m2p", "\(e)") }
+        return try? r.get()
+    }
+
     /// The dump's own tables (everything but the note), most trusted first.
     public func dumpSources() -> [P2MTableSource] {
         var s: [P2MTableSource] = []
         if let l = linearList() { s.append(l) }
         if let t = frameTree() { s.append(t) }
         if let x = xenP2M() { s.append(x) }
+        if let m = xenM2P() { s.append(m) }
         return s
     }
 

@@ -1,0 +1,264 @@
+// A crashed Xen host's dump seen through Xen's own tables: its virtual address space (the idle
+// page tables), the domain list, the frame table (who owns each machine frame) and the M2P
+// (which pseudo-physical frame each machine frame is to its owner). Everything comes from
+// VMCOREINFO_XEN and Xen's crash info note; no Xen debug symbols are needed.
+//
+// Facts, Xen 4.17 (xen/common/kexec.c, xen/arch/x86/machine_kexec.c, asm/config.h, asm/mm.h,
+// public/xen.h, public/arch-x86/xen.h), checked on the real host dump made by Tools/real-dump:
+//   - Xen's image: machine = va − XEN_VIRT_START + xen_phys_start; XEN_VIRT_START is the 1 GiB
+//     slot holding SYMBOL(domain_list) (0xffff82d040000000 since 4.14), as makedumpfile finds it.
+//     SYMBOL(pgd_l4) (= idle_pg_table) found that way roots the walk for everything else.
+//   - SYMBOL(frame_table) is the address of a pointer to the frame table (0xffff82e000000000);
+//     frame_table[pdx] is a page_info of SIZE(page_info) bytes: count_info at OFFSET(count_info)
+//     (bit 63 PGC_allocated, 62 PGC_xen_heap, bits 58–59 the state, 0 = in use; on a free page
+//     bit 63 means need-scrub and the owner field holds the buddy order), the owner at
+//     OFFSET(page_info._domain) as the pdx of the owning struct domain's direct-map address.
+//   - The read-write M2P at 0xffff828000000000: one 8-byte gpfn per machine frame, indexed by mfn;
+//     ~0 is INVALID, ~0 − 1 SHARED.
+//   - The direct map at 0xffff830000000000. PDX compression (xen/common/pdx.c) is set at boot
+//     from the SRAT and is not in VMCOREINFO_XEN: it is inferred from the dump instead — every
+//     PT_LOAD's first and last frame must sit at its own offset in the direct map (pdx == mfn).
+//     A dump where they do not is refused with a message saying so (compression is only used on
+//     machines with RAM above 4 GiB and an SRAT that leaves a hole in the address bits).
+//   - A domain's shared_info is a Xen-heap page it owns; its arch part (offset 3088 on x86_64,
+//     public ABI) holds max_pfn, pfn_to_mfn_frame_list_list, p2m_cr3, p2m_vaddr, p2m_generation,
+//     which a Linux PV guest fills for dump tools (Xen commit 50bd1f08). It is found by scanning
+//     the frame table for the domain's Xen-heap pages and checking the fields against ownership,
+//     not by struct domain's layout, which changes between builds.
+import DumpIO
+import Foundation
+import P2MFormat
+
+public enum XenLayout {
+    public static let m2pStart: UInt64 = 0xffff_8280_0000_0000
+    public static let directMapStart: UInt64 = 0xffff_8300_0000_0000
+    public static let sharedInfoArchOffset = 3088
+    public static let invalidM2P: UInt64 = .max
+    public static let sharedM2P: UInt64 = .max - 1
+    public static let domidXen: UInt16 = 0x7ff2, domidIO: UInt16 = 0x7ff1
+}
+
+/// One page_info, as read.
+public struct XenPageInfo: Sendable {
+    public var countInfo: UInt64
+    public var owner: UInt32
+    public var allocated: Bool { (countInfo >> 58) & 3 == 0 && countInfo >> 63 == 1 }
+    public var xenHeap: Bool { countInfo >> 62 & 1 == 1 }
+}
+
+/// arch_shared_info of a guest.
+public struct XenArchSharedInfo: Sendable, Codable, Equatable {
+    public var maxPfn: UInt64
+    public var fllMfn: UInt64
+    public var p2mCr3: UInt64
+    public var p2mVaddr: UInt64
+    public var p2mGeneration: UInt64
+}
+
+/// A domain found in Xen's tables.
+public struct XenDomain: Sendable {
+    public var id: UInt16
+    /// struct domain's direct-map address.
+    public var address: UInt64
+    /// pdx of that address (what page_info._domain holds for its pages).
+    public var ownerPdx: UInt32
+    public var system: Bool
+    public var pages: UInt64 = 0
+    public var xenHeapPages: UInt64 = 0
+    public var sharedInfoMfn: MFN?
+    public var arch: XenArchSharedInfo?
+    /// A Linux PV guest: its shared_info names a frame-list-list or a p2m root that it owns.
+    public var looksPV: Bool { arch.map { $0.p2mCr3 != 0 || $0.fllMfn != 0 } ?? false }
+    var xenHeapFrames: [UInt64] = []
+}
+
+public final class XenHost {
+    public let dump: DumpContainer
+    public let info: VMCoreInfo
+    public let xenPhysStart: UInt64
+    public let xenVirtStart: UInt64
+    public let pageTables: KernelPageTables
+    public let frameTable: UInt64
+    public let maxPage: UInt64
+    let pageInfoSize: UInt64, countInfoOffset: UInt64, ownerOffset: UInt64, domainIdOffset: UInt64, nextOffset: UInt64
+    private var scanned: [XenDomain]?
+
+    public init(dump: DumpContainer) throws {
+        self.dump = dump
+        let p = dump.path
+        guard let i = dump.vmcoreInfoXen else {
+            throw TranslationError("\(p): no VMCOREINFO_XEN note: not the dump of a crashed Xen host (Xen's tables are what finds its domains)", kind: .noRoot)
+        }
+        info = i
+        func need(_ key: String) throws -> UInt64 {
+            guard let s = i.values[key] else { throw TranslationError("\(p): VMCOREINFO_XEN has no \(key)") }
+            let v = key.hasPrefix("SYMBOL(") ? UInt64(s, radix: 16) : UInt64(s)
+            guard let v else { throw TranslationError("\(p): VMCOREINFO_XEN \(key)=\(s) is not a number") }
+            return v
+        }
+        guard let start = dump.crashInfo?.xenPhysStart else {
+            throw TranslationError("\(p): Xen's crash info note (type 0x1000001) is missing or too short for xen_phys_start")
+        }
+        xenPhysStart = start
+        let domainList = try need("SYMBOL(domain_list)")
+        xenVirtStart = domainList & ~((1 << 30) - 1)
+        let l4 = try need("SYMBOL(pgd_l4)")
+        guard l4 >= xenVirtStart, l4 - xenVirtStart < 1 << 30, l4 & 0xfff == 0 else {
+            throw TranslationError("\(p): VMCOREINFO_XEN SYMBOL(pgd_l4)=\(String(l4, radix: 16)) is not a page of Xen's image slot at 0x\(String(xenVirtStart, radix: 16))")
+        }
+        let (root, o) = (l4 - xenVirtStart).addingReportingOverflow(start)
+        guard !o, root < 1 << 52 else { throw TranslationError("\(p): idle page table's machine address overflows (xen_phys_start 0x\(String(start, radix: 16)))") }
+        pageTables = KernelPageTables(walker: PageTableWalker(memory: dump.memory), root: MachAddr(root))
+        pageInfoSize = try need("SIZE(page_info)")
+        countInfoOffset = try need("OFFSET(page_info.count_info)")
+        ownerOffset = try need("OFFSET(page_info._domain)")
+        domainIdOffset = try need("OFFSET(domain.domain_id)")
+        nextOffset = try need("OFFSET(domain.next_in_list)")
+        guard (16...256).contains(pageInfoSize), countInfoOffset + 8 <= pageInfoSize, ownerOffset + 4 <= pageInfoSize,
+              domainIdOffset < 4096, nextOffset < 4096 else {
+            throw TranslationError("\(p): VMCOREINFO_XEN sizes and offsets are implausible (page_info \(pageInfoSize), count_info \(countInfoOffset), _domain \(ownerOffset))")
+        }
+        let ft = try need("SYMBOL(frame_table)"), mp = try need("SYMBOL(max_page)")
+        do {
+            frameTable = try pageTables.readU64(KVAddr(ft))
+            maxPage = try pageTables.readU64(KVAddr(mp))
+        } catch { throw TranslationError("\(p): cannot read frame_table/max_page through Xen's idle page tables at machine 0x\(String(root, radix: 16)): \(error)") }
+        // The direct map spans 5 TiB (non-BIGMEM): no more frames than that.
+        guard maxPage > 0, maxPage <= 0x5000_0000 else { throw TranslationError("\(p): Xen's max_page 0x\(String(maxPage, radix: 16)) is implausible (the direct map holds at most 0x50000000 frames)") }
+        try checkNoPDXCompression()
+    }
+
+    /// pdx == mfn: each PT_LOAD's first and last whole frame sits at its own offset in the direct map.
+    private func checkNoPDXCompression() throws {
+        for s in dump.memory.segments {
+            let first = (s.start + 0xfff) >> 12, last = s.end >> 12
+            guard first < last else { continue }
+            for f in [first, last - 1] where f < maxPage {
+            // (maxPage ≤ 0x50000000, so the direct-map address does not wrap)
+                guard let m = try? pageTables.translate(KVAddr(XenLayout.directMapStart &+ f << 12)) else { continue }
+                guard m.rawValue >> 12 == f else {
+                    throw TranslationError("\(dump.path): Xen's direct map puts machine frame 0x\(String(m.rawValue >> 12, radix: 16)) at pdx 0x\(String(f, radix: 16)): PDX compression is on in this Xen, which p2mnote cannot read yet")
+                }
+            }
+        }
+    }
+
+    public func readU64(_ va: UInt64) throws -> UInt64 { try pageTables.readU64(KVAddr(va)) }
+
+    /// The domain list, in Xen's order (sorted by id), then dom_xen and dom_io (not in the list).
+    public func domainList() throws -> [(id: UInt16, address: UInt64, system: Bool)] {
+        var out: [(UInt16, UInt64, Bool)] = []
+        var seen = Set<UInt64>()
+        guard let head = info.symbol("domain_list") else { throw TranslationError("\(dump.path): no SYMBOL(domain_list)") }
+        var d = try readU64(head)
+        while d != 0 {
+            guard d >= XenLayout.directMapStart, d < XenLayout.directMapStart + maxPage << 12, d & 0x7 == 0, seen.count < 32768 else {
+                throw TranslationError("\(dump.path): the domain list reaches 0x\(String(d, radix: 16)) after \(seen.count) domains: outside Xen's direct map or too long")
+            }
+            guard seen.insert(d).inserted else {
+                throw TranslationError("\(dump.path): the domain list loops back to 0x\(String(d, radix: 16)) after \(seen.count) domains")
+            }
+            let id = try readU64(d &+ domainIdOffset) & 0xffff
+            out.append((UInt16(id), d, false))
+            d = try readU64(d &+ nextOffset)
+        }
+        for name in ["dom_xen", "dom_io"] {
+            if let s = info.symbol(name), let a = try? readU64(s), a >= XenLayout.directMapStart,
+               a < XenLayout.directMapStart + maxPage << 12, !seen.contains(a),
+               let id = try? readU64(a &+ domainIdOffset) { out.append((UInt16(id & 0xffff), a, true)) }
+        }
+        return out
+    }
+
+    /// Reads the frame table and the M2P in chunks (`chunk` frames), calling `body` per chunk
+    /// with the frames' page_info and M2P words. Unreadable chunks (filtered out of the dump)
+    /// are reported through `missing`, never skipped silently.
+    func scanFrames(chunk: Int = 65536, missing: (UInt64, UInt64, Error) -> Void,
+                    _ body: (_ first: UInt64, _ pageInfo: UnsafeRawBufferPointer, _ m2p: UnsafeBufferPointer<UInt64>?) throws -> Void) throws {
+        var pi = [UInt8](repeating: 0, count: chunk * Int(pageInfoSize))
+        var m2p = [UInt64](repeating: 0, count: chunk)
+        var f: UInt64 = 0
+        while f < maxPage {
+            try Interrupt.check()
+            let n = Int(min(UInt64(chunk), maxPage - f))
+            do {
+                try pi.withUnsafeMutableBytes { try pageTables.read(KVAddr(frameTable &+ f &* pageInfoSize), into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<(n * Int(pageInfoSize))])) }
+            } catch { missing(f, UInt64(n), error); f += UInt64(n); continue }
+            var m2pOK = true
+            do {
+                try m2p.withUnsafeMutableBytes { try pageTables.read(KVAddr(XenLayout.m2pStart &+ f &* 8), into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<(n * 8)])) }
+            } catch { m2pOK = false }
+            try pi.withUnsafeBytes { p in
+                try m2p.withUnsafeBufferPointer { m in
+                    try body(f, UnsafeRawBufferPointer(rebasing: p[0..<(n * Int(pageInfoSize))]), m2pOK ? UnsafeBufferPointer(rebasing: m[0..<n]) : nil)
+                }
+            }
+            f += UInt64(n)
+        }
+    }
+
+    @inline(__always) func pageInfo(_ p: UnsafeRawBufferPointer, _ k: Int) -> XenPageInfo {
+        let o = k * Int(pageInfoSize)
+        return XenPageInfo(countInfo: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: o + Int(countInfoOffset), as: UInt64.self)),
+                           owner: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: o + Int(ownerOffset), as: UInt32.self)))
+    }
+
+    /// Every domain with its page counts and shared_info (one pass over the frame table).
+    public func domains() throws -> [XenDomain] {
+        if let s = scanned { return s }
+        var doms = try domainList().map { d -> XenDomain in
+            XenDomain(id: d.id, address: d.address, ownerPdx: UInt32(truncatingIfNeeded: (d.address - XenLayout.directMapStart) >> 12), system: d.system)
+        }
+        var byOwner: [UInt32: Int] = [:]
+        for (k, d) in doms.enumerated() { byOwner[d.ownerPdx] = k }
+        var holes: [(UInt64, UInt64)] = []
+        try scanFrames(missing: { f, n, _ in holes.append((f, n)) }) { first, p, _ in
+            for k in 0..<(p.count / Int(pageInfoSize)) {
+                let pg = pageInfo(p, k)
+                guard pg.allocated, let i = byOwner[pg.owner] else { continue }
+                if pg.xenHeap {
+                    doms[i].xenHeapPages += 1
+                    if doms[i].xenHeapFrames.count < 64 { doms[i].xenHeapFrames.append(first + UInt64(k)) }
+                } else { doms[i].pages += 1 }
+            }
+        }
+        if !holes.isEmpty {
+            throw TranslationError("\(dump.path): Xen's frame table is not all in the dump (frames 0x\(String(holes[0].0, radix: 16))+\(holes[0].1)\(holes.count > 1 ? " and \(holes.count - 1) more chunks" : "")): page ownership would be incomplete")
+        }
+        for i in doms.indices where !doms[i].system {
+            for f in doms[i].xenHeapFrames {
+                guard let a = try? readArch(mfn: f) else { continue }
+                // The guest's own frames: the frame-list-list and the p2m root must be owned by it.
+                func owned(_ m: UInt64) -> Bool {
+                    guard m != 0, m < maxPage, let pg = try? frameInfo(m) else { return false }
+                    return pg.allocated && pg.owner == doms[i].ownerPdx
+                }
+                let plausible = (a.fllMfn == 0 || owned(a.fllMfn)) && (a.p2mCr3 == 0 || owned(a.p2mCr3 >> 12)) && a.maxPfn < 1 << 40
+                if plausible && (a.fllMfn != 0 || a.p2mCr3 != 0 || a.maxPfn != 0) {
+                    doms[i].sharedInfoMfn = MFN(f); doms[i].arch = a; break
+                }
+            }
+        }
+        scanned = doms
+        return doms
+    }
+
+    func readArch(mfn: UInt64) throws -> XenArchSharedInfo {
+        let a = XenLayout.directMapStart &+ mfn << 12 &+ UInt64(XenLayout.sharedInfoArchOffset)
+        return XenArchSharedInfo(maxPfn: try readU64(a), fllMfn: try readU64(a &+ 8), p2mCr3: try readU64(a &+ 24),
+                                 p2mVaddr: try readU64(a &+ 32), p2mGeneration: try readU64(a &+ 40))
+    }
+
+    public func frameInfo(_ mfn: UInt64) throws -> XenPageInfo {
+        let b = try pageTables.readBytes(KVAddr(frameTable &+ mfn &* pageInfoSize), count: Int(pageInfoSize))
+        return b.withUnsafeBytes { pageInfo($0, 0) }
+    }
+
+    public func domain(_ id: UInt16) throws -> XenDomain {
+        let all = try domains()
+        guard let d = all.first(where: { $0.id == id && !$0.system }) else {
+            throw TranslationError("\(dump.path): no domain \(id) in Xen's domain list (domains: \(all.filter { !$0.system }.map { String($0.id) }.joined(separator: ", ")))", kind: .noRoot)
+        }
+        return d
+    }
+}

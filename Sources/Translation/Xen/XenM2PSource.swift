@@ -1,0 +1,87 @@
+// A guest's p2m rebuilt from Xen's tables: every machine frame the frame table says the domain
+// owns (allocated, not Xen-heap), named by the M2P entry Xen keeps for it. Read in mfn order and
+// kept as runs (mfn, pfn, length) — a guest's memory comes in long contiguous chunks, so a
+// 1 TiB host needs O(runs) memory, never O(frames) — then streamed in pfn order.
+//
+// What the M2P cannot say: identity and foreign entries (they name no frame the guest owns)
+// and ballooned-out pfns; all of those read as INVALID here, so a note made from this source
+// does not know identity (cross-checks are identity-blind) and says so.
+import DumpIO
+import Foundation
+import P2MFormat
+
+public final class XenM2PSource: P2MTableSource {
+    public struct Run: Sendable { public var pfn: UInt64; public var mfn: UInt64; public var count: UInt64 }
+    public let host: XenHost
+    public let domain: XenDomain
+    public private(set) var runs: [Run] = []
+    /// Owned frames whose M2P entry names no pfn (INVALID or SHARED).
+    public private(set) var unnamedFrames: UInt64 = 0
+    /// Frame ranges whose page_info or M2P words are not in the dump.
+    public private(set) var unreadableFrames: [(first: UInt64, count: UInt64)] = []
+    /// Pfns named by two frames (a damaged M2P): the first frame wins.
+    public private(set) var conflicts: UInt64 = 0
+    public let size: UInt64
+
+    public init(host: XenHost, domain: XenDomain) throws {
+        self.host = host; self.domain = domain
+        var runs: [Run] = []
+        var unnamed: UInt64 = 0
+        var holes: [(UInt64, UInt64)] = []
+        let owner = domain.ownerPdx
+        try host.scanFrames(missing: { f, n, _ in holes.append((f, n)) }) { first, p, m in
+            guard let m else { holes.append((first, UInt64(p.count / Int(host.pageInfoSize)))); return }
+            for k in 0..<m.count {
+                let pg = host.pageInfo(p, k)
+                guard pg.allocated, pg.owner == owner, !pg.xenHeap else { continue }
+                let pfn = UInt64(littleEndian: m[k]), mfn = first + UInt64(k)
+                guard pfn < 1 << 40 else { unnamed += 1; continue }
+                if var last = runs.last, last.mfn + last.count == mfn, last.pfn + last.count == pfn {
+                    last.count += 1; runs[runs.count - 1] = last
+                } else { runs.append(Run(pfn: pfn, mfn: mfn, count: 1)) }
+            }
+        }
+        runs.sort { $0.pfn < $1.pfn }
+        // Overlapping runs: a pfn named twice. Trim the later one.
+        var clean: [Run] = []
+        clean.reserveCapacity(runs.count)
+        var conflicts: UInt64 = 0
+        for var r in runs {
+            if let l = clean.last, r.pfn < l.pfn + l.count {
+                let over = min(r.count, l.pfn + l.count - r.pfn)
+                conflicts += over
+                r.pfn += over; r.mfn += over; r.count -= over
+                if r.count == 0 { continue }
+            }
+            clean.append(r)
+        }
+        self.runs = clean
+        self.unnamedFrames = unnamed
+        self.unreadableFrames = holes
+        self.conflicts = conflicts
+        let end = clean.last.map { $0.pfn + $0.count } ?? 0
+        size = max(end, min(domain.arch?.maxPfn ?? 0, 1 << 40))
+    }
+
+    public var name: String { "xen-m2p" }
+    public var location: String { "Xen's frame table and M2P (domain \(domain.id), \(runs.count) runs)" }
+    public var coverage: P2MCoverage { P2MCoverage(entries: size, knowsIdentity: false, sparse: false) }
+    public var sourceCode: P2MSource { .xenM2P }
+    public func stream(into sink: P2MSink, progress: ((UInt64, UInt64) -> Void)?) throws {
+        var next: UInt64 = 0
+        var buf = [UInt64](repeating: 0, count: 4096)
+        for r in runs {
+            if r.pfn > next { try sink.invalid(r.pfn - next) }
+            var off: UInt64 = 0
+            while off < r.count {
+                let n = Int(min(4096, r.count - off))
+                for i in 0..<n { buf[i] = r.mfn + off + UInt64(i) }
+                try buf.withUnsafeBufferPointer { try sink.entries(UnsafeBufferPointer(rebasing: $0[0..<n])) }
+                off += UInt64(n)
+            }
+            next = r.pfn + r.count
+        }
+        if next < size { try sink.invalid(size - next) }
+        progress?(size, size)
+    }
+}
