@@ -112,7 +112,9 @@ public final class NoteInjector {
 
     // MARK: entry point
 
-    public func run(action: InjectAction, note: [UInt8]?, dryRun: Bool = false) throws -> InjectReport {
+    /// `domain`: whose note to remove (nil: the only one); a note to add or replace is its own
+    /// header's domain's, and the other domains' notes stay as they are.
+    public func run(action: InjectAction, note: [UInt8]?, domain: UInt32? = nil, dryRun: Bool = false) throws -> InjectReport {
         var report = InjectReport()
         if !dryRun, try recover() {
             report.restoredJournal = true
@@ -123,7 +125,7 @@ public final class NoteInjector {
         switch DumpSniffer.identify(head) {
         case .kdumpCompressed(let sig) where sig == "KDUMP   ":
             try undoable(originalSize: opened.size, dryRun: dryRun) {
-                try injectKdump(action: action, note: note, dryRun: dryRun, report: &report)
+                try injectKdump(action: action, note: note, domain: domain, dryRun: dryRun, report: &report)
             }
             return report
         case .flattened:
@@ -131,8 +133,8 @@ public final class NoteInjector {
         default: break
         }
         let dump = try DumpFile.open(path: path)
-        if let n = note { _ = try P2MNote.descriptor(fromElfNote: n) }   // refuse a non-p2mnote input early
-        let existing = try dump.p2mNote()
+        let target = try targetDomain(note: note, domain: domain, action: action)
+        let existing = try dump.p2mNote(domain: target)
         switch action {
         case .add where existing != nil:
             throw DumpError(path, offset: existing?.fileOffset, "the dump already carries a p2mnote note; use --replace or --remove")
@@ -171,6 +173,17 @@ public final class NoteInjector {
             throw rollBack(originalSize: originalSize, after: error)
         }
         undo = []
+    }
+
+    /// The domain whose note this run adds, replaces or removes: a new note's own (refusing a
+    /// non-p2mnote input early), else the one asked for.
+    private func targetDomain(note: [UInt8]?, domain: UInt32?, action: InjectAction) throws -> UInt32? {
+        guard let n = note, action != .remove else { return domain }
+        let d = P2MNote.domainID(ofElfNoteDescriptor: try P2MNote.descriptor(fromElfNote: n))
+        if let want = domain, want != d {
+            throw DumpError(path, "the note records domain \(d == .max ? "(none)" : String(d)), not domain \(want)")
+        }
+        return d
     }
 
     // MARK: ELF vmcore
@@ -341,11 +354,10 @@ public final class NoteInjector {
     /// offset_vmcoreinfo/size_vmcoreinfo/offset_note/size_note to it (makedumpfile recomputes
     /// the VMCOREINFO offset relative to offset_note when it re-filters, so it moves into the
     /// blob too). The journal holds those 32 bytes and the old size; O(notes) whatever the dump.
-    private func injectKdump(action: InjectAction, note: [UInt8]?, dryRun: Bool, report: inout InjectReport) throws {
+    private func injectKdump(action: InjectAction, note: [UInt8]?, domain: UInt32?, dryRun: Bool, report: inout InjectReport) throws {
         let k = try KdumpCompressed(file: OpenFile(path: path))       // the whole layout, as strictly as the reader
         guard k.headerVersion >= 4 else { throw DumpError(path, offset: 8, "header_version \(k.headerVersion) has no note fields (needs 4 or later)") }
-        if let n = note { _ = try P2MNote.descriptor(fromElfNote: n) }
-        let existing = try k.p2mNote()
+        let existing = try k.p2mNote(domain: try targetDomain(note: note, domain: domain, action: action))
         switch action {
         case .add where existing != nil: throw DumpError(path, offset: existing?.fileOffset, "the dump already carries a p2mnote note; use --replace or --remove")
         case .remove where existing == nil: throw DumpError(path, "the dump carries no p2mnote note to remove")
@@ -360,7 +372,7 @@ public final class NoteInjector {
         let oldVmci = rd(old, 0), vmciSize = rd(old, 8)
         var blob: [UInt8] = []
         var newVmci = oldVmci
-        for n in k.notes where !(n.name == P2MNote.ownerName && n.type == P2MNote.noteType) {
+        for n in k.notes where n.fileOffset != existing?.fileOffset {
             let bytes = try DumpFile.pread(fd, path, offset: n.fileOffset, count: Int(n.size))
             if oldVmci >= n.fileOffset && oldVmci < n.fileOffset + n.size { newVmci = UInt64(blob.count) + (oldVmci - n.fileOffset) }
             blob += bytes
@@ -396,12 +408,18 @@ public final class NoteInjector {
         guard let strSec = d.sections.first(where: { $0.index == shstrndx }) else { throw DumpError(d.path, "no section name table") }
         var strtab = try d.read(offset: strSec.offset, count: Int(strSec.size))
         var newStrndx = shstrndx
-        if let e = existing, let sec = d.sections.first(where: { $0.name == e.container }), sec.name == ".note.p2mnote" {
+        // .note.p2mnote holds one note per domain: the others stay, ours is dropped or replaced.
+        var kept: [UInt8] = []
+        if let e = existing, e.container != ".note.p2mnote" {
+            throw DumpError(d.path, offset: existing?.fileOffset, "the p2mnote note sits in section \(existing?.container ?? "?"); only .note.p2mnote is managed")
+        }
+        if let sec = d.sections.first(where: { $0.name == ".note.p2mnote" }) {
             guard sec.index != shstrndx, sec.index < shdrs.count else { throw DumpError(d.path, "bad section layout") }
+            for n in d.notes where n.container == ".note.p2mnote" && n.fileOffset != existing?.fileOffset {
+                kept += try d.read(offset: n.fileOffset, count: Int(n.size))
+            }
             shdrs.remove(at: sec.index)
             if sec.index < shstrndx { newStrndx -= 1 }
-        } else if existing != nil {
-            throw DumpError(d.path, offset: existing?.fileOffset, "the p2mnote note sits in section \(existing?.container ?? "?"); only .note.p2mnote is managed")
         }
         var end = (d.fileSize + 7) / 8 * 8
         var blob: [UInt8] = []
@@ -411,7 +429,9 @@ public final class NoteInjector {
             while blob.count % 8 != 0 { blob.append(0) }
             return off
         }
-        if let n = newNote {
+        let content = kept + (newNote ?? [])
+        if !content.isEmpty {
+            let n = content
             let noteOff = place(n)
             var nameOff = UInt32(strtab.count)
             if let r = findString(strtab, ".note.p2mnote") { nameOff = UInt32(r) } else { strtab += Array(".note.p2mnote".utf8) + [0] }

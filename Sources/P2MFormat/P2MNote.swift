@@ -78,6 +78,8 @@ public final class P2MEncoder {
         var h = P2MNoteHeader()
         h.entryWidth = width.rawValue
         h.sourceCode = metadata.source.rawValue
+        // A note says the lowest version that describes it: source 7 is new in 1.1 (§10).
+        if metadata.source == .xenM2P { h.versionMinor = 1 }
         h.domainID = metadata.domainID ?? .max
         h.nrPfns = nrPfns
         h.counts = digester.counts
@@ -141,6 +143,13 @@ public struct P2MNote: Sendable {
         w.bytes += descriptor
         while w.bytes.count % 4 != 0 { w.u8(0) }
         return w.bytes
+    }
+
+    /// The domain id a note's header records (0xFFFFFFFF: not recorded, or no readable header),
+    /// without decoding the map: containers use it to tell one domain's note from another's.
+    public static func domainID(ofElfNoteDescriptor d: [UInt8]) -> UInt32 {
+        guard d.count >= 0x1C, Array(d[0..<8]) == P2MNoteHeader.magic else { return .max }
+        return UInt32(d[0x18]) | UInt32(d[0x19]) << 8 | UInt32(d[0x1A]) << 16 | UInt32(d[0x1B]) << 24
     }
 
     /// Parse a buffer holding exactly one complete ELF note (4-byte padded) and return its

@@ -40,6 +40,7 @@ public struct InjectCommand: ParsableCommand {
     @Flag(help: "Say what would be done, change nothing.") var dryRun = false
     @Flag(help: "Also compare a hash of all memory bytes before and after.") var verify = false
     @Flag(help: "Inject a note even if it does not match the dump's own tables.") var force = false
+    @Option(help: "A host dump's domain: --emit makes its note from Xen's tables; --remove removes its note. Other domains' notes stay as they are.") var domain: UInt16?
 
     public init() {}
 
@@ -80,7 +81,7 @@ public struct InjectCommand: ParsableCommand {
             noteBytes = [UInt8](d)
         } else if emit {
             var o = EmitOptions(input: target)
-            o.systemMap = systemMap; o.vmlinux = vmlinux
+            o.systemMap = systemMap; o.vmlinux = vmlinux; o.domain = domain
             let r = try Emitter.emit(o)
             if let w = r.summary.partialWarning { warn("p2m-inject: " + w) }
             noteBytes = r.note.elfNoteBytes
@@ -90,7 +91,10 @@ public struct InjectCommand: ParsableCommand {
             do { dec = try P2MNote.decode(descriptor: try P2MNote.descriptor(fromElfNote: nb)) }
             catch { throw DumpError(note ?? target, "not a valid p2mnote note: \(error)") }
             // The same cross-check as emit and `check`: a note from another dump is refused.
-            let resolver = P2MResolver(dump: container, symbols: symbols)
+            var ro = P2MResolverOptions()
+            let noteDomain = dec.header.domainID
+            if noteDomain != .max, let d = UInt16(exactly: noteDomain), container.vmcoreInfoXen != nil, d != 0 || domain != nil { ro.domain = d }
+            let resolver = P2MResolver(dump: container, symbols: symbols, options: ro)
             let c = resolver.crossCheck(dec.map, identityKnown: dec.header.identityKnown)
             if !c.agrees {
                 let msg = "the note does not match this dump's own tables:\n" + CrossCheckText.render(c)
@@ -105,16 +109,21 @@ public struct InjectCommand: ParsableCommand {
         let before = verify ? try ContentHash.of(path: target) : nil
         let injector = NoteInjector(path: target)
         let action: InjectAction = remove ? .remove : (replace ? .replace : .add)
-        let report = try injector.run(action: action, note: noteBytes, dryRun: dryRun)
+        let notesBefore = container.p2mNotes.count
+        let report = try injector.run(action: action, note: noteBytes, domain: domain.map(UInt32.init), dryRun: dryRun)
+        let which: UInt32? = noteBytes.flatMap { try? P2MNote.descriptor(fromElfNote: $0) }.map { P2MNote.domainID(ofElfNoteDescriptor: $0) } ?? domain.map(UInt32.init)
         print(report.description)
         if dryRun { print("dry run: nothing written"); done = true; return }
         // Re-open and check what is there now.
         let after = try openDump(path: target)
         if action == .remove {
-            guard try after.p2mNote() == nil else { throw DumpError(target, "the note is still there after removal") }
+            let gone = which == nil ? true : (try after.p2mNote(domain: which)) == nil
+            guard after.p2mNotes.count == notesBefore - 1, gone else {
+                throw DumpError(target, "the note is still there after removal")
+            }
             print("verified: no p2mnote note")
         } else {
-            guard let n = try after.p2mNote() else { throw DumpError(target, "the note is not found after injection") }
+            guard let n = try after.p2mNote(domain: which) else { throw DumpError(target, "the note is not found after injection") }
             let dec = try P2MNote.decode(descriptor: n.desc)
             print("verified: note at file offset 0x\(String(n.fileOffset, radix: 16)) decodes (\(dec.header.nrPfns) pfns, digest 0x\(String(dec.header.mapDigest, radix: 16)))")
         }

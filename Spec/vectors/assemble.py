@@ -597,6 +597,19 @@ def v_lz4_frame_options():
          block_checksums=True, blocks=blocks)
 
 
+def v_host_domu_m2p():
+    # Format 1.1 (§2, §4.2, §10): a domU's note from a host dump's Xen tables: source 7,
+    # version_minor 1, the domain id recorded; no IDENTITY_KNOWN (the M2P cannot tell identity).
+    entries = [0x40000 + i for i in range(300)] + [ALL_ONES] * 100 + [0x50000 + i for i in range(112)]
+    a = Asm(8)
+    a.run(ASC, 300, 0x40000)
+    a.invalid(100)
+    a.run(ASC, 112, 0x50000)
+    h = base_header(8, 512, version_minor=1, source=7, domain_id=5)
+    good("host-domu-m2p", "format 1.1: a domU's map rebuilt from a host dump's frame table and M2P "
+         "(source 7, version_minor 1, domain_id 5): a 1.0 decoder reads it too", h, entries, a)
+
+
 def shared_pages_note(map_asm, entries, name=None, description=None, bad_rule=None):
     # §5.1 / rule 16: 2148 pfns at width 8 = 5 list pages of 512 entries, the last partial.
     #   page 0 private (0x5000): ASC; page 1 the shared identity page (0x5002); page 2 the shared
@@ -753,7 +766,7 @@ def main():
     check = "--check" in sys.argv[1:]
     stored_we = open(os.path.join(HERE, "worked-example.note"), "rb").read()
     assert stored_we == WE_REBUILT, "worked-example.note is not what §11 describes"
-    for f in (v_literal_raw_w8, v_guest32_edges, v_max_size, v_lz4_frame_options, v_shared_pages,
+    for f in (v_literal_raw_w8, v_guest32_edges, v_max_size, v_lz4_frame_options, v_shared_pages, v_host_domu_m2p,
               b_rule1, b_rule7, b_rule11, b_rule13, b_rule14, b_rule15, b_rule16):
         f()
     files = {}

@@ -130,7 +130,7 @@ func decodedJSON(_ d: DecodedP2MNote, entries: [UInt64]?) -> [String: Any] {
     /// Where an assembled vector follows Spec §9, the Swift reference encoder writes the same
     /// streams the script assembled by hand.
     @Test func assembledVectorsFollowTheReferenceEncoder() throws {
-        for name in ["literal-raw-w8", "guest32-edges", "shared-pages", "lz4-frame-options"] {
+        for name in ["literal-raw-w8", "guest32-edges", "shared-pages", "lz4-frame-options", "host-domu-m2p"] {
             let note = [UInt8](try #require(FileManager.default.contents(atPath: vectorsDir.appendingPathComponent(name + ".note").path)))
             let desc = try P2MNote.descriptor(fromElfNote: note)
             let dec = try P2MNote.decode(descriptor: desc)
@@ -146,6 +146,21 @@ func decodedJSON(_ d: DecodedP2MNote, entries: [UInt64]?) -> [String: Any] {
                 try fe.append(entriesOf(f))
                 #expect(fe.finish() == Array(payload[Int(h.mapStreamSize)...]), "\(name): frames stream")
             }
+        }
+    }
+
+    /// Spec 1.1 §10: a note says the lowest version that describes it — minor 1 only for source 7
+    /// (as the hand-assembled host-domu-m2p vector), 1.0 for everything else.
+    @Test func versionMinorOnlyWhereANoteNeedsIt() throws {
+        let v = [UInt8](try #require(FileManager.default.contents(atPath: vectorsDir.appendingPathComponent("host-domu-m2p.note").path)))
+        let vh = try P2MNote.decode(descriptor: try P2MNote.descriptor(fromElfNote: v)).header
+        #expect(vh.versionMinor == 1 && vh.source == .xenM2P && vh.domainID == 5 && !vh.identityKnown)
+        for (src, minor) in [(P2MSource.xenM2P, UInt16(1)), (.linearList, 0), (.frameListTree, 0), (.xlP2M, 0)] {
+            let e = P2MEncoder(width: .eight)
+            try e.append(entries: (0..<300).map { 0x40000 + UInt64($0) }); try e.appendInvalid(count: 100)
+            try e.append(entries: (0..<112).map { 0x50000 + UInt64($0) })
+            let h = try P2MNote.decode(descriptor: e.finish(metadata: .init(source: src, domainID: 5)).descriptor).header
+            #expect(h.versionMinor == minor && h.mapDigest == vh.mapDigest, "\(src)")
         }
     }
 

@@ -148,3 +148,58 @@ func checkReaders(_ g: GeneratedDump, path: String, expectNote: Bool) throws {
         #expect(throws: (any Error).self) { _ = try NoteInjector(path: g.path).run(action: .add, note: Array(repeating: 0, count: 64)) }
     }
 }
+
+/// Spec 1.1: one note per domain. Adding, replacing and removing one domain's note leaves the
+/// other domain's note byte for byte, in every container the injector writes; two notes for one
+/// domain are refused by the reader.
+@Suite(.serialized) struct PerDomainNoteTests {
+    @Test(arguments: ["elf", "kdump", "xl"])
+    func oneNotePerDomain(layout: String) throws {
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let g: GeneratedDump
+        var path: String
+        if layout == "xl" {
+            var o = XLDumpOptions(); o.guestMiB = 128
+            g = try DumpGenerator.generateXL(o, to: d + "/domU.xcore"); path = g.path
+        } else {
+            g = try dom0(d) { $0.dom0VMCoreInfo = true }
+            path = g.path
+            if layout == "kdump" { path = d + "/dom0.kdump"; try KdumpWriter.write(fromELF: g.path, to: path, KdumpWriteOptions()) }
+        }
+        func note(_ dom: UInt32) throws -> P2MNote { try emitNote(g) { $0.input = path; $0.domainID = dom }.note }
+        let a = try note(3), b = try note(4)
+        #expect(a.header.domainID == 3 && b.header.domainID == 4 && a.header.mapDigest == g.manifest.p2mDigest)
+        let hash = try ContentHash.of(path: path)
+        _ = try NoteInjector(path: path).run(action: .add, note: a.elfNoteBytes)
+        _ = try NoteInjector(path: path).run(action: .add, note: b.elfNoteBytes)
+        func found(_ dom: UInt32) throws -> [UInt8]? { try openDump(path: path).p2mNote(domain: dom).map { $0.desc } }
+        #expect(try found(3) == a.descriptor && found(4) == b.descriptor, "\(layout): both notes readable by domain")
+        #expect(try openDump(path: path).p2mNotes.count == 2)
+        // The same domain twice: refused, nothing written.
+        do { _ = try NoteInjector(path: path).run(action: .add, note: b.elfNoteBytes); Issue.record("\(layout): a second note for domain 4") }
+        catch { #expect("\(error)".contains("already carries"), "\(error)") }
+        // Replace domain 4's note (another map): domain 3's stays byte for byte.
+        let enc = P2MEncoder(width: .eight)
+        try enc.append(entries: [0x1234, 0x1235]); try enc.appendInvalid(count: 510)
+        let b2 = try enc.finish(metadata: P2MNoteMetadata(source: .textTable, domainID: 4))
+        _ = try NoteInjector(path: path).run(action: .replace, note: b2.elfNoteBytes)
+        #expect(try found(3) == a.descriptor && found(4) == b2.descriptor, "\(layout): replace touched the other note")
+        // Remove domain 4's: domain 3's is the only one left; no memory byte changed at any step.
+        _ = try NoteInjector(path: path).run(action: .remove, note: nil, domain: 4)
+        #expect(try found(3) == a.descriptor && found(4) == nil && openDump(path: path).p2mNotes.count == 1, "\(layout): remove")
+        #expect(try ContentHash.of(path: path) == hash)
+        // Without --domain, several notes and none for domain 0: the reader asks which.
+        _ = try NoteInjector(path: path).run(action: .add, note: b.elfNoteBytes)
+        do { _ = try openDump(path: path).p2mNote(); Issue.record("\(layout): picked one of two notes silently") }
+        catch { #expect("\(error)".contains("--domain"), "\(error)") }
+        requireTool("/usr/bin/readelf")
+        if layout == "xl" {
+            // Section-only file: readelf -n finds no notes there; one .note.p2mnote section holds both.
+            let r = try runTool(["readelf", "-W", "-S", path])
+            #expect(r.status == 0 && r.stdout.components(separatedBy: ".note.p2mnote").count - 1 == 1, "readelf -S: \(r.stdout) \(r.stderr)")
+        } else if layout == "elf" {
+            let r = try runTool(["readelf", "-W", "-n", path])
+            #expect(r.status == 0 && r.stderr.isEmpty && r.stdout.components(separatedBy: "P2MNOTE-PV").count - 1 == 2, "readelf: \(r.stdout) \(r.stderr)")
+        }
+    }
+}

@@ -41,11 +41,23 @@ extension DumpFile: NoteCarrier {}
 extension NoteCarrier {
     public var p2mNotes: [ElfNote] { notes.filter { $0.name == P2MNote.ownerName && $0.type == P2MNote.noteType } }
 
-    /// The one p2mnote note, or nil; several → error.
-    public func p2mNote() throws -> ElfNote? {
+    /// The p2mnote note of `domain` (Spec 1.1: one per domain id, a host dump carries one per
+    /// guest), or nil. nil domain: the only note, or, among several, domain 0's (the dump's own
+    /// guest on a dom0 kdump). Two notes for one domain id are an error, whichever is asked for.
+    public func p2mNote(domain: UInt32? = nil) throws -> ElfNote? {
         let n = p2mNotes
-        guard n.count <= 1 else { throw DumpError(path, offset: n[1].fileOffset, "\(n.count) p2mnote notes; a dump must carry at most one") }
-        return n.first
+        var seen: [UInt32: ElfNote] = [:]
+        for x in n {
+            let d = P2MNote.domainID(ofElfNoteDescriptor: x.desc)
+            if let first = seen[d] {
+                throw DumpError(path, offset: x.fileOffset, "two p2mnote notes for domain \(d == .max ? "(unrecorded)" : String(d)) (at 0x\(String(first.fileOffset, radix: 16)) and here); a dump carries at most one per domain")
+            }
+            seen[d] = x
+        }
+        if let d = domain { return seen[d] }
+        if n.count <= 1 { return n.first }
+        if let d0 = seen[0] { return d0 }
+        throw DumpError(path, "\(n.count) p2mnote notes (domains \(seen.keys.sorted().map { $0 == .max ? "unrecorded" : String($0) }.joined(separator: ", "))): say which with --domain")
     }
 
     public var crashInfo: XenCrashInfo? { notes.first { $0.name == "Xen" && $0.type == 0x100_0001 }.flatMap { XenCrashInfo($0.desc) } }

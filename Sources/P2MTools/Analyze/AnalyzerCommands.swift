@@ -365,7 +365,9 @@ struct Check: SessionCommand {
         var exitCode: Int32 { ok ? 0 : 2 }
     }
     func execute(in s: AnalyzerSession) throws -> CommandOutput {
-        guard let n = try s.dump.p2mNote() else { throw AnalyzerError("\(s.dump.path): no p2mnote note to check") }
+        guard let n = try s.dump.p2mNote(domain: s.options.domain.map(UInt32.init)) else {
+            throw AnalyzerError("\(s.dump.path): no p2mnote note to check\(s.options.domain.map { " for domain \($0)" } ?? "")")
+        }
         let dec: DecodedP2MNote
         do { dec = try P2MNote.decode(descriptor: n.desc) } catch let e as P2MFormatError {
             return try s.output("check", Result(format: "invalid", rule: e.rule, error: e.description, ok: false))

@@ -265,12 +265,9 @@ public final class P2MResolver {
     public func note() throws -> NoteSource? {
         if let r = noteResult { return try r.get() }
         let r = Result { () -> NoteSource? in
-            guard let n = try dump.p2mNote() else { return nil }
-            let s = NoteSource(note: n, decoded: try P2MNote.decode(descriptor: n.desc))
-            // A host dump's note is one domain's: another domain does not use it.
-            let has = s.decoded.header.domainID
-            if let want = options.domain, has != .max, has != UInt32(want) { return nil }
-            return s
+            // A host dump carries one note per domain: --domain picks its own.
+            guard let n = try dump.p2mNote(domain: options.domain.map(UInt32.init)) else { return nil }
+            return NoteSource(note: n, decoded: try P2MNote.decode(descriptor: n.desc))
         }
         noteResult = r
         return try r.get()
