@@ -312,6 +312,96 @@ struct RealDumpTests {
         catch { #expect("\(error)".contains("no domain 7") && "\(error)".contains("domains: 0"), "\(error)") }
     }
 
+    /// A real crashed host with two PV domUs running (Tools/real-dump stage 4, host.vmcore; domu1
+    /// ballooned to 160 MiB): `domains` finds both from Xen's tables; each guest's note, made
+    /// from its own linear list and checked against its frame tree and Xen's M2P, is what the
+    /// guest's Linux answered for every pfn; with the three notes in the dump, each guest reads
+    /// through its own, and crash reads the host as before.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: realDir + "/host.vmcore"), "no real host dump in $P2M_REAL_DUMP_DIR (Tools/real-dump stage 4)"))
+    func realHostWithTwoDomUs() throws {
+        let truth = realDir + "/ground-truth/host"
+        let hostDump = realDir + "/host.vmcore"
+        var ids: [(String, UInt16)] = []
+        for line in try String(contentsOfFile: truth + "/domids.txt", encoding: .utf8).split(separator: "\n") {
+            let f = line.split(separator: " ")
+            if f.count == 2, let id = UInt16(f[1]) { ids.append((String(f[0]), id)) }
+        }
+        #expect(ids.count == 2, "domids.txt: \(ids)")
+        let s = try AnalyzerSession(AnalyzerOptions(dump: hostDump))
+        let rows = try #require((try s.execute(["domains"]).json as? [String: Any])?["domains"] as? [[String: Any]])
+        let guestIDs: Set<Int> = Set(rows.filter { ($0["system"] as? Bool) == false }.compactMap { $0["id"] as? Int })
+        let wantIDs: Set<Int> = Set([0] + ids.map { Int($0.1) })
+        #expect(guestIDs == wantIDs)
+        func field(_ text: String, _ line: String, _ key: String) -> String? {
+            text.split(separator: "\n").first { $0.hasPrefix(line + " ") }?.split(separator: " ").first { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
+        }
+        func hx(_ v: Any?) -> String? { (v as? String).map { String($0.dropFirst(2)) } }
+        var notes: [(UInt16, [UInt8])] = []
+        for (name, id) in ids {
+            let dir = truth + "/" + name
+            let row = try #require(rows.first { $0["id"] as? Int == Int(id) })
+            // What the guest's own kernel saw of its shared_info, and Linux's own p2m.
+            let sh = try String(contentsOfFile: dir + "/shinfo.txt", encoding: .utf8)
+            #expect(hx(row["fllMfn"]) == field(sh, "ARCH", "pfn_to_mfn_frame_list_list"), "\(name) fll")
+            #expect(hx(row["p2mCr3"]) == field(sh, "ARCH", "p2m_cr3") && hx(row["maxPfn"]) == field(sh, "ARCH", "max_pfn"), "\(name) p2m_cr3, max_pfn")
+            #expect(hx(row["sharedInfoMfn"]) == field(sh, "SHARED_INFO", "mfn"), "\(name) shared_info's frame")
+            let linux = try linuxAnswer(dir + "/p2m-runs.txt")
+            #expect(row["pages"] as? Int == Int(linux.canonical().counts.mfn), "\(name): pages owned vs Linux's mfn entries")
+            var o = EmitOptions(input: hostDump); o.domain = id; o.systemMap = realMap
+            let r = try Emitter.emit(o)
+            try compareWithLinux(r.note, truth: dir)
+            #expect(r.note.header.domainID == UInt32(id))
+            #expect(r.summary.crossCheck?.agrees == true && r.summary.crossCheck?.comparisons.map(\.source) == ["frame-tree", "xen-m2p"], "\(name): \(String(describing: r.summary.crossCheck))")
+            // Without the guest's System.map: the list from shared_info, the same map below max_pfn.
+            var bare = o; bare.systemMap = nil
+            let b = try P2MNote.decode(descriptor: try Emitter.emit(bare).note.descriptor).map
+            let full = try P2MNote.decode(descriptor: r.note.descriptor).map
+            var differ = 0, invalidBelowMax = 0
+            for p in 0..<b.nrPfns {
+                let e = b.entry(PFN(p))
+                if e != full.entry(PFN(p)) { differ += 1 }
+                if e?.raw == .max { invalidBelowMax += 1 }
+            }
+            #expect(b.nrPfns > 0 && differ == 0, "\(name): the symbol-less note differs from the full one in \(differ) pfns below max_pfn")
+            // The ballooned guest (its balloon.txt: target below where it booted) has INVALID pfns in its RAM range.
+            if let bt = try? String(contentsOfFile: dir + "/balloon.txt", encoding: .utf8), field("B " + bt, "B", "start_target_kb") != field("B " + bt, "B", "target_kb") {
+                #expect(invalidBelowMax > 0, "\(name): ballooned, yet no INVALID pfn below max_pfn")
+            }
+            notes.append((id, r.note.elfNoteBytes))
+        }
+        // All three notes in a copy; crash reads the host (dom0) the same; each guest reads through its own.
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let copy = d + "/host.vmcore"
+        try sparseCopy(from: hostDump, to: copy)
+        var o0 = EmitOptions(input: copy); o0.systemMap = realMap
+        let dom0Note = try Emitter.emit(o0).note
+        try compareWithLinux(dom0Note, truth: truth)
+        let before = try ContentHash.of(path: copy)
+        for n in [dom0Note.elfNoteBytes] + notes.map(\.1) { _ = try NoteInjector(path: copy).run(action: .add, note: n) }
+        #expect(try ContentHash.of(path: copy) == before)
+        #expect(try openDump(path: copy).p2mNotes.count == 3)
+        for (name, id) in ids {
+            var a = AnalyzerOptions(dump: copy); a.domain = id; a.systemMap = realMap
+            let g = try AnalyzerSession(a)
+            #expect(try g.p2m().source.name == "note")
+            #expect(try g.execute(["check"]).exitCode == 0)
+            let uname = try String(contentsOfFile: truth + "/\(name)/uname.txt", encoding: .utf8)
+            #expect(try g.execute(["banner"]).text.contains(uname.split(separator: " ").dropFirst(2).first.map(String.init) ?? "?"))
+            let want = Set(try String(contentsOfFile: truth + "/\(name)/modules.txt", encoding: .utf8).split(separator: "\n").map { l -> String in
+                let f = l.split(separator: " "); return "\(f[0]) \(f[5]) \(f[1])" })
+            let got = Set(moduleRows(try g.execute(["mod"])).map { "\($0["name"] ?? "") \($0["base"] ?? "") \($0["size"] ?? "")" })
+            #expect(got == want && !want.isEmpty, "\(name) mod \(got.sorted()) vs /proc/modules \(want.sorted())")
+        }
+        if FileManager.default.fileExists(atPath: realDir + "/vmlinux") {
+            func crash(_ f: String) throws -> String {
+                try runTool(["crash", "-s", realDir + "/vmlinux", f], stdin: "sys\nmod\nq\n").stdout
+                    .split(separator: "\n").filter { !$0.contains("DUMPFILE:") }.joined(separator: "\n")
+            }
+            let cb = try crash(hostDump), ca = try crash(copy)
+            #expect(cb == ca && ca.contains("RELEASE:"), "crash differs on the host dump with three notes:\n\(cb)\n---\n\(ca)")
+        }
+    }
+
     @Test(.enabled(if: FileManager.default.fileExists(atPath: realDir + "/domU.xcore"), "no real xl dump-core in $P2M_REAL_DUMP_DIR"))
     func xlDumpCore() throws {
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
