@@ -41,9 +41,10 @@ release: deps
 real-dumps:
 	@if [ "$(P2M_REAL_DUMPS)" = 1 ]; then \
 	  mkdir -p "$(P2M_REAL_DUMP_DIR)"; \
-	  ok() { [ -s "$(P2M_REAL_DUMP_DIR)/dom0.vmcore" ] && [ -s "$(P2M_REAL_DUMP_DIR)/domU.xcore" ]; }; \
+	  ok() { [ -s "$(P2M_REAL_DUMP_DIR)/dom0.vmcore" ] && [ -s "$(P2M_REAL_DUMP_DIR)/domU.xcore" ] && \
+	    { [ "$${P2M_REAL_DUMP_HOST:-1}" = 0 ] || [ -s "$(P2M_REAL_DUMP_DIR)/host.vmcore" ]; }; }; \
 	  bash Tools/real-dump/make && ok || { echo "real-dump: first attempt failed; retrying once" >&2; \
-	    bash Tools/real-dump/make && ok || { for f in serial.log xl-serial.log; do \
+	    bash Tools/real-dump/make && ok || { for f in serial.log xl-serial.log host-serial.log; do \
 	      echo "== tail of $$f" >&2; tail -40 "$(P2M_REAL_DUMP_DIR)/$$f" >&2 || true; done; exit 1; }; }; \
 	  bash Tools/real-dump/native || { echo "real-dump: the native (non-Xen) vmcore failed; retrying once" >&2; \
 	    bash Tools/real-dump/native; }; \
@@ -67,7 +68,7 @@ test: deps real-dumps venv
 PYDIR = $(PREFIX)/lib/python3.$(shell $(SYSTEM_PYTHON) -c "import sys; print(sys.version_info[1])" 2>/dev/null || echo 11)/dist-packages
 install: release
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
-	for t in p2m-emit p2m-inject p2m-analyze p2m-gendump; do install -m 755 .build/release/$$t $(DESTDIR)$(PREFIX)/bin/$$t; done
+	for t in p2m-emit p2m-inject p2m-analyze p2m-extract p2m-gendump; do install -m 755 .build/release/$$t $(DESTDIR)$(PREFIX)/bin/$$t; done
 	install -m 755 .build/release/libp2mnote.so $(DESTDIR)$(PREFIX)/lib/libp2mnote.so
 	install -m 644 Sources/CP2MNote/include/p2mnote.h $(DESTDIR)$(PREFIX)/include/p2mnote.h
 	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: p2mnote\nDescription: read Xen PV guest crash dumps (p2mnote)\nVersion: %s\nLibs: -L$${libdir} -Wl,-rpath,$${libdir} -lp2mnote\nCflags: -I$${includedir}\n' \
@@ -78,7 +79,7 @@ install: release
 	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
 	mkdir -p .build/man
 	$(SWIFT) package --allow-writing-to-directory .build/man generate-manual --multi-page --output-directory .build/man >/dev/null
-	for m in .build/man/p2m-emit*.1 .build/man/p2m-inject*.1 .build/man/p2m-analyze*.1 .build/man/p2m-gendump*.1; do \
+	for m in .build/man/p2m-emit*.1 .build/man/p2m-inject*.1 .build/man/p2m-analyze*.1 .build/man/p2m-extract*.1 .build/man/p2m-gendump*.1; do \
 	  case $$m in *.help.1) ;; *) install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man1/ ;; esac; done
 
 # Build, make a sample Xen dom0 dump, emit the p2m note from it, inject it, analyse the result.

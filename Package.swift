@@ -28,6 +28,7 @@ let package = Package(
     products: [
         .executable(name: "p2m-emit", targets: ["p2m-emit"]),
         .executable(name: "p2m-inject", targets: ["p2m-inject"]),
+        .executable(name: "p2m-extract", targets: ["p2m-extract"]),
         .executable(name: "p2m-analyze", targets: ["p2m-analyze"]),
         .executable(name: "p2m-gendump", targets: ["p2m-gendump"]),
         .executable(name: "p2m-bench", targets: ["p2m-bench"]),
@@ -71,6 +72,7 @@ let package = Package(
                                               ["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/CP2MNote/libp2mnote.map"])]),
         .executableTarget(name: "p2m-emit", dependencies: ["P2MTools"]),
         .executableTarget(name: "p2m-inject", dependencies: ["P2MTools"]),
+        .executableTarget(name: "p2m-extract", dependencies: ["P2MTools"]),
         .executableTarget(name: "p2m-analyze", dependencies: ["P2MTools"]),
 
         // Tools/: the test-dump generator (a library so tests call it in-process) and benchmarks.

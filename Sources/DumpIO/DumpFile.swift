@@ -278,9 +278,13 @@ public struct XenCrashInfo: Sendable {
     public var minor: UInt64
     public var xenPhysStart: UInt64?
     public var frameListListMFN: MFN?
+    /// Machine addresses of Xen's version strings (crash_xen_info_t words 2–6: extra version,
+    /// changeset, compiler, compile date, compile time), as kexec_crash_save_info() records them.
+    public var stringAddresses: [UInt64] = []
     init?(_ d: [UInt8]) {
         guard d.count >= 64, d.count % 8 == 0, let a = le64(d, 0), let b = le64(d, 8) else { return nil }
         major = a; minor = b
+        stringAddresses = (2...6).compactMap { le64(d, 8 * $0) }
         let words = d.count / 8
         if words >= 9, let f = le64(d, d.count - 8) { frameListListMFN = (f == 0 || f == .max) ? nil : MFN(f) }
         if words >= 10 { xenPhysStart = le64(d, d.count - 16) }

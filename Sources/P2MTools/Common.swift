@@ -82,21 +82,57 @@ enum OutputFile {
     /// Write via a temporary file in the same directory, fsync, rename: a failed write leaves
     /// nothing behind and never a partial file under the final name.
     static func write(_ bytes: [UInt8], to path: String, force: Bool) throws {
+        try stream(to: path, force: force) { w in try w.append(bytes) }
+    }
+
+    /// Appends to the temporary file of `stream`.
+    final class Writer {
+        let fd: Int32, path: String
+        private(set) var offset: UInt64 = 0
+        init(fd: Int32, path: String) { self.fd = fd; self.path = path }
+        func append(_ bytes: [UInt8]) throws {
+            try bytes.withUnsafeBytes { try append(raw: $0) }
+        }
+        func append(raw b: UnsafeRawBufferPointer) throws {
+            var done = 0
+            while done < b.count {
+                let n = Foundation.write(fd, b.baseAddress! + done, b.count - done)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw DumpError(path, offset: offset + UInt64(done), "write failed: \(String(cString: strerror(errno)))") }
+                done += n
+            }
+            offset += UInt64(b.count)
+        }
+        /// Leave `count` zero bytes as a hole (the file stays sparse); `finish` sets the size.
+        func skip(_ count: UInt64) throws {
+            guard count > 0 else { return }
+            let (end, o) = offset.addingReportingOverflow(count)
+            guard !o, end < UInt64(Int64.max), lseek(fd, off_t(end), SEEK_SET) >= 0 else { throw DumpError(path, offset: offset, "cannot seek past \(count) bytes") }
+            offset = end
+        }
+        func finish() throws {
+            guard ftruncate(fd, off_t(offset)) == 0 else { throw DumpError(path, "cannot set the size to \(offset): \(String(cString: strerror(errno)))") }
+        }
+        func pad(to alignment: UInt64) throws {
+            let r = offset % alignment
+            if r != 0 { try append([UInt8](repeating: 0, count: Int(alignment - r))) }
+        }
+    }
+
+    /// Build a file through `body` in a temporary file beside it, fsync, rename.
+    static func stream(to path: String, force: Bool, _ body: (Writer) throws -> Void) throws {
         let tmp = path + ".tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw DumpError(tmp, "cannot create: \(String(cString: strerror(errno)))") }
         var ok = false
-        defer { if !ok { unlink(tmp) } }
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress! + done, bytes.count - done) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { let e = errno; close(fd); throw DumpError(path, "write failed: \(String(cString: strerror(e)))") }
-            done += n
-        }
-        guard fsync(fd) == 0 else { let e = errno; close(fd); throw DumpError(path, "fsync failed: \(String(cString: strerror(e)))") }
-        close(fd)
-        if !force, access(path, F_OK) == 0 { throw DumpError(path, "appeared while the note was being written; not overwritten") }
+        var closed = false
+        defer { if !closed { close(fd) }; if !ok { unlink(tmp) } }
+        let w = Writer(fd: fd, path: path)
+        try body(w)
+        try w.finish()
+        guard fsync(fd) == 0 else { throw DumpError(path, "fsync failed: \(String(cString: strerror(errno)))") }
+        close(fd); closed = true
+        if !force, access(path, F_OK) == 0 { throw DumpError(path, "appeared while it was being written; not overwritten") }
         guard rename(tmp, path) == 0 else { throw DumpError(path, "cannot rename the finished file into place: \(String(cString: strerror(errno)))") }
         ok = true
     }

@@ -402,6 +402,52 @@ struct RealDumpTests {
         }
     }
 
+    /// p2m-extract writes each domU of the real host crash as an xl dump-core file: p2m-analyze,
+    /// crash's xendump reader and python3-libkdumpfile open it, and the guest reads as its own
+    /// kernel recorded (Linux's p2m for every pfn, /proc/modules, the banner).
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: realDir + "/host.vmcore"), "no real host dump in $P2M_REAL_DUMP_DIR (Tools/real-dump stage 4)"))
+    func extractedGuestsOpenEverywhere() throws {
+        let truth = realDir + "/ground-truth/host"
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        for (name, id) in [("domu1", UInt16(1)), ("domu2", UInt16(2))] {
+            let dir = truth + "/" + name
+            guard let did = try? String(contentsOfFile: dir + "/domid.txt", encoding: .utf8), did.contains(String(id)) else {
+                Issue.record("\(dir)/domid.txt does not say domain \(id)"); continue
+            }
+            let out = d + "/\(name).xcore"
+            let sum = try Extractor.extract(dump: realDir + "/host.vmcore", domain: id, output: out, systemMap: nil, vmlinux: nil, force: false)
+            let linux = try linuxAnswer(dir + "/p2m-runs.txt")
+            #expect(sum.pagesWritten == linux.canonical().counts.mfn && sum.pagesNotInDump == 0, "\(name): \(sum)")
+            let x = try openDump(path: out)
+            let own = try x.p2mNote(domain: UInt32(id))
+            #expect(x.kind == .xenDumpCore && own != nil)
+            // The guest's own linear list, read out of the new file's .xen_pages: Linux's answer.
+            var o = EmitOptions(input: out); o.systemMap = realMap
+            let r = try Emitter.emit(o)
+            try compareWithLinux(r.note, truth: dir)
+            #expect(r.summary.crossCheck?.agrees == true)
+            var a = AnalyzerOptions(dump: out); a.systemMap = realMap
+            let s = try AnalyzerSession(a)
+            #expect(try s.execute(["check"]).exitCode == 0)
+            let mods = try String(contentsOfFile: dir + "/modules.txt", encoding: .utf8).split(separator: "\n").map { String($0.split(separator: " ")[0]) }
+            #expect(Set(moduleRows(try s.execute(["mod"])).compactMap { $0["name"] as? String }) == Set(mods))
+            let release = try String(contentsOfFile: dir + "/uname.txt", encoding: .utf8).split(separator: " ").dropFirst(2).first.map(String.init) ?? "?"
+            let py = try runTool(["/usr/bin/python3", "-c", """
+                import sys, kdumpfile, addrxlat
+                k = kdumpfile.kdumpfile(sys.argv[1]); print(k.attr['file.format'])
+                k.attr['addrxlat.ostype'] = 'linux'
+                print(bytes(k.read(addrxlat.KVADDR, int(sys.argv[2], 16), 64)).decode(errors='replace'))
+                """, out, try #require(s.symbols.address("linux_banner")).description])
+            #expect(py.stdout.contains("xc_core_elf") && py.stdout.contains("Linux version " + release), "\(name) libkdumpfile: \(py.stdout) \(py.stderr)")
+            if FileManager.default.fileExists(atPath: realDir + "/vmlinux") {
+                let c = try runTool(["crash", "-s", realDir + "/vmlinux", out], stdin: "sys\nmod\nq\n")
+                #expect(c.stdout.contains("RELEASE: " + release), "\(name) crash: \(c.stdout.prefix(600)) \(c.stderr.suffix(300))")
+                for m in mods { #expect(c.stdout.contains(" " + m + " "), "\(name): crash mod lacks \(m)") }
+            }
+            try? FileManager.default.removeItem(atPath: out)
+        }
+    }
+
     @Test(.enabled(if: FileManager.default.fileExists(atPath: realDir + "/domU.xcore"), "no real xl dump-core in $P2M_REAL_DUMP_DIR"))
     func xlDumpCore() throws {
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }

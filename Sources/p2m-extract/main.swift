@@ -1,0 +1,2 @@
+import P2MTools
+ExtractCommand.main()
