@@ -56,6 +56,8 @@ public struct EmitSummary: Codable, Sendable {
     /// segment): their pfns are unknown and the note records them as INVALID. Empty: a whole map.
     public var listPagesNotInDump: [ListPageNotInDump] = []
     public var unknownPfns: UInt64 = 0
+    /// More trusted sources that failed to read, before the one used.
+    public var fallbacks: [UnavailableSource] = []
 
     /// The loud line a partial map gets on stderr (nil: the map is whole).
     public var partialWarning: String? {
@@ -195,20 +197,33 @@ public enum Emitter {
             FileHandle.standardError.write(Data("\rreading p2m list [\(bar)] \(pct)%".utf8))
             if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
         } : nil
-        let source = try primarySource(o.from, resolver, input: o.input)
-        let enc = P2MEncoder(width: .eight)
-        var meta = P2MNoteMetadata(source: source.sourceCode, domainID: o.domainID ?? o.domain.map(UInt32.init) ?? (dump.kind == .xenDumpCore ? nil : 0),
-                                   fllMFN: resolver.frameListRoot?.mfn)
-        var cr3: UInt64? = nil
-        if let l = source as? LinearListSource {
-            meta.listVAddr = l.vaddr
-            meta.missingPageMFN = l.shared.missing
-            meta.identityPageMFN = l.shared.identity
-            meta.identityKnown = l.shared.identityKnown
-            cr3 = l.kernel.root.rawValue
+        // --from auto: the most trusted source that can be read to the end; one that fails
+        // half-way (its pages filtered out of the dump) gives way to the next, and is said.
+        let candidates = o.from == .auto ? resolver.dumpSources() : [try primarySource(o.from, resolver, input: o.input)]
+        if candidates.isEmpty { _ = try primarySource(o.from, resolver, input: o.input) }
+        var fallbacks: [UnavailableSource] = []
+        var made: (note: P2MNote, source: P2MTableSource, cr3: UInt64?)? = nil
+        for (i, source) in candidates.enumerated() where made == nil {
+            let enc = P2MEncoder(width: .eight)
+            var meta = P2MNoteMetadata(source: source.sourceCode, domainID: o.domainID ?? o.domain.map(UInt32.init) ?? (dump.kind == .xenDumpCore ? nil : 0),
+                                       fllMFN: resolver.frameListRoot?.mfn)
+            var cr3: UInt64? = nil
+            if let l = source as? LinearListSource {
+                meta.listVAddr = l.vaddr
+                meta.missingPageMFN = l.shared.missing
+                meta.identityPageMFN = l.shared.identity
+                meta.identityKnown = l.shared.identityKnown
+                cr3 = l.kernel.root.rawValue
+            }
+            do {
+                try source.stream(into: EncoderSink(enc, keepFrames: source is LinearListSource), progress: progress)
+                made = (try enc.finish(metadata: meta), source, cr3)
+            } catch let e where i + 1 < candidates.count && "\(e)" != "interrupted" {
+                fallbacks.append(UnavailableSource(source: source.name, reason: "\(e)"))
+            }
         }
-        try source.stream(into: EncoderSink(enc, keepFrames: source is LinearListSource), progress: progress)
-        var note = try enc.finish(metadata: meta)
+        guard let (firstNote, source, cr3) = made else { throw DumpError(o.input, "no p2m source could be read") }
+        var note = firstNote
         var check: CrossCheckReport? = nil
         let notInDump = source.pagesNotInDump
         if o.compare {
@@ -219,6 +234,7 @@ public enum Emitter {
         }
         var sum = summary(note, o, location: source.location, check: check, cr3: cr3)
         sum.listPagesNotInDump = notInDump
+        sum.fallbacks = fallbacks
         sum.unknownPfns = notInDump.reduce(0) { $0 + $1.pfns }
         return EmitResult(note: note, summary: sum)
     }

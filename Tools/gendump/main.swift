@@ -8,7 +8,7 @@ struct GenDump: ParsableCommand {
         commandName: "p2m-gendump",
         abstract: "Generate faithful test dumps of Xen PV Linux guests (with System.map and manifest).",
         version: "p2mnote 0.3.0 (p2m-gendump)",
-        subcommands: [Dom0.self, XL.self, Kdump.self])
+        subcommands: [Dom0.self, XL.self, Host.self, Kdump.self])
 }
 
 struct Common: ParsableArguments {
@@ -103,3 +103,28 @@ struct Kdump: ParsableCommand {
 }
 
 GenDump.main()
+
+struct Host: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A crashed Xen host's kdump vmcore: Xen 4.17's own tables (idle page tables, frame table, M2P, domain list, shared_info) and several PV guests.",
+        discussion: "Writes DUMP, DUMP.manifest.json, and per guest DUMP.domN.System.map and DUMP.domN.manifest.json.")
+    @Option(name: [.short, .long], help: "Output file.") var output: String
+    @Option(help: "Machine RAM in MiB.") var machineMib: UInt64 = 2048
+    @Option(help: "The guests as ID:MIB:PROFILE, dom0 first (profiles: \(LayoutProfile.allCases.map(\.rawValue).joined(separator: ", "))).")
+    var guest: [String] = ["0:512:dom0", "1:160:ballooned", "2:256:fragmented"]
+    @Option(help: "Seed: the same seed gives the same bytes.") var seed: UInt64 = 1
+    @Option(help: "Entries of each guest's p2m table (xen_p2m_size).") var nrPfns: UInt64?
+
+    func run() throws {
+        var o = HostDumpOptions(); o.machineMiB = machineMib; o.seed = seed; o.nrPfns = nrPfns
+        o.guests = try guest.map { g in
+            let f = g.split(separator: ":")
+            guard f.count == 3, let id = UInt16(f[0]), let mib = UInt64(f[1]), let p = LayoutProfile(rawValue: String(f[2])) else {
+                throw ValidationError("--guest \(g): expected ID:MIB:PROFILE")
+            }
+            return HostGuestSpec(domainID: id, mib: mib, profile: p)
+        }
+        let h = try DumpGenerator.generateHost(o, to: output)
+        print("wrote \(output): \(h.manifest.guests.count) guests (\(h.manifest.guests.map { "dom\($0.domainID) \($0.pages) pages" }.joined(separator: ", "))), manifest \(h.manifestPath)")
+    }
+}

@@ -18,10 +18,14 @@ public final class ELFVmcore: DumpContainer {
         let file = d.file
         memory = try MachineMemoryMap(path: d.path, segments: d.loads.map { l in
             MemorySegment(start: l.paddr, length: l.memsz, origin: "PT_LOAD \(l.index)") { off, buf in
-                // Beyond p_filesz a segment reads as zeros, as crash and /proc/vmcore do.
+                // Beyond p_filesz: /proc/vmcore never writes such a segment; makedumpfile -E does,
+                // for the pages its dump level excluded at a segment's end (crash reads them as
+                // zeros). They are not in the dump, and a reader is told so rather than given zeros.
                 let inFile = off < l.filesz ? Int(min(UInt64(buf.count), l.filesz - off)) : 0
-                if inFile > 0 { try file.read(offset: l.offset + off, into: UnsafeMutableRawBufferPointer(rebasing: buf[0..<inFile])) }
-                if inFile < buf.count { UnsafeMutableRawBufferPointer(rebasing: buf[inFile...]).initializeMemory(as: UInt8.self, repeating: 0) }
+                if inFile < buf.count {
+                    throw DumpError.notInDump(d.path, "machine address 0x\(String(l.paddr + off + UInt64(inFile), radix: 16)) lies beyond PT_LOAD \(l.index)'s p_filesz (0x\(String(l.filesz, radix: 16)) of p_memsz 0x\(String(l.memsz, radix: 16))): excluded by makedumpfile, not in the dump")
+                }
+                try file.read(offset: l.offset + off, into: UnsafeMutableRawBufferPointer(rebasing: buf[0..<inFile]))
             }
         })
     }

@@ -181,6 +181,7 @@ public struct P2MResolverOptions: Sendable {
 public struct UnavailableSource: Sendable, Codable {
     public var source: String
     public var reason: String
+    public init(source: String, reason: String) { self.source = source; self.reason = reason }
 }
 
 /// One source compared with a map over what both cover.
