@@ -58,6 +58,8 @@ public struct EmitSummary: Codable, Sendable {
     public var unknownPfns: UInt64 = 0
     /// More trusted sources that failed to read, before the one used.
     public var fallbacks: [UnavailableSource] = []
+    /// How the source used is incomplete (besides list pages), said loudly.
+    public var incomplete: [String] = []
 
     /// The loud line a partial map gets on stderr (nil: the map is whole).
     public var partialWarning: String? {
@@ -235,6 +237,7 @@ public enum Emitter {
         var sum = summary(note, o, location: source.location, check: check, cr3: cr3)
         sum.listPagesNotInDump = notInDump
         sum.fallbacks = fallbacks
+        sum.incomplete = source.incomplete
         sum.unknownPfns = notInDump.reduce(0) { $0 + $1.pfns }
         return EmitResult(note: note, summary: sum)
     }

@@ -60,6 +60,7 @@ public struct EmitCommand: ParsableCommand {
             if let rawPath = rawOut { try writeRawTable(r.note, to: rawPath) }
             if json { try printJSON(r.summary) } else { printSummary(r.summary, out) }
             if let w = r.summary.partialWarning { warn("p2m-emit: " + w) }
+            for i in r.summary.incomplete { warn("p2m-emit: warning: PARTIAL MAP: " + i) }
             for f in r.summary.fallbacks { warn("p2m-emit: warning: \(f.source) could not be read (\(f.reason)); used \(r.summary.source) instead") }
             if let c = r.summary.crossCheck, !c.agrees {
                 warn("p2m-emit: warning: the note (\(r.summary.source)) and the dump's other copies disagree; see the cross-check")

@@ -402,9 +402,11 @@ struct Domains: SessionCommand {
     struct Result: TextResult {
         var xen: String
         var maxPage: Hex64
+        var orphanPages: UInt64
         var domains: [Row]
         var text: String {
             var t = "xen:        \(xen), max_page \(maxPage)\n"
+            if orphanPages > 0 { t += "warning:    \(orphanPages) allocated frames name an owner that is in no domain list (a dying domain, or a damaged frame table)\n" }
             t += "  ID  PAGES      PV  MAX_PFN    FLL_MFN    P2M_CR3        SOURCES\n"
             for d in domains {
                 let id = d.system ? (d.id == XenLayout.domidXen ? "xen" : d.id == XenLayout.domidIO ? "io" : String(d.id)) : String(d.id)
@@ -432,6 +434,6 @@ struct Domains: SessionCommand {
                             sources: src, note: !d.system && notes.contains(UInt32(d.id))))
         }
         let ci = s.dump.crashInfo
-        return try s.output("domains", Result(xen: ci.map { "Xen \($0.major).\($0.minor)" } ?? "Xen", maxPage: Hex64(host.maxPage), domains: rows))
+        return try s.output("domains", Result(xen: ci.map { "Xen \($0.major).\($0.minor)" } ?? "Xen", maxPage: Hex64(host.maxPage), orphanPages: host.orphanPages, domains: rows))
     }
 }

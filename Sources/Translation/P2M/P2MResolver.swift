@@ -31,10 +31,13 @@ public protocol P2MTableSource: AnyObject {
     func stream(into sink: P2MSink, progress: ((UInt64, UInt64) -> Void)?) throws
     /// List pages the last `stream` found missing from the dump (their pfns went out as unknown).
     var pagesNotInDump: [ListPageNotInDump] { get }
+    /// Other ways the source is incomplete, for people (said loudly by emit).
+    var incomplete: [String] { get }
 }
 
 extension P2MTableSource {
     public var pagesNotInDump: [ListPageNotInDump] { [] }
+    public var incomplete: [String] { [] }
 
     /// The table as a lookup map.
     public func map() throws -> P2MMap {

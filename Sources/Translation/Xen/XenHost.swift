@@ -82,6 +82,9 @@ public final class XenHost {
     public let maxPage: UInt64
     let pageInfoSize: UInt64, countInfoOffset: UInt64, ownerOffset: UInt64, domainIdOffset: UInt64, nextOffset: UInt64
     private var scanned: [XenDomain]?
+    /// Allocated frames whose owner is no domain of the list (a domain being destroyed, or a
+    /// damaged frame table): counted, never given to anyone.
+    public private(set) var orphanPages: UInt64 = 0
 
     public init(dump: DumpContainer) throws {
         self.dump = dump
@@ -212,10 +215,12 @@ public final class XenHost {
         var byOwner: [UInt32: Int] = [:]
         for (k, d) in doms.enumerated() { byOwner[d.ownerPdx] = k }
         var holes: [(UInt64, UInt64)] = []
+        var orphans: UInt64 = 0
         try scanFrames(missing: { f, n, _ in holes.append((f, n)) }) { first, p, _ in
             for k in 0..<(p.count / Int(pageInfoSize)) {
                 let pg = pageInfo(p, k)
-                guard pg.allocated, let i = byOwner[pg.owner] else { continue }
+                guard pg.allocated else { continue }
+                guard let i = byOwner[pg.owner] else { if pg.owner != 0 { orphans += 1 }; continue }
                 if pg.xenHeap {
                     doms[i].xenHeapPages += 1
                     if doms[i].xenHeapFrames.count < 64 { doms[i].xenHeapFrames.append(first + UInt64(k)) }
@@ -225,6 +230,7 @@ public final class XenHost {
         if !holes.isEmpty {
             throw TranslationError("\(dump.path): Xen's frame table is not all in the dump (frames 0x\(String(holes[0].0, radix: 16))+\(holes[0].1)\(holes.count > 1 ? " and \(holes.count - 1) more chunks" : "")): page ownership would be incomplete")
         }
+        orphanPages = orphans
         for i in doms.indices where !doms[i].system {
             for f in doms[i].xenHeapFrames {
                 guard let a = try? readArch(mfn: f) else { continue }

@@ -63,6 +63,15 @@ public final class XenM2PSource: P2MTableSource {
         size = max(end, min(domain.arch?.maxPfn ?? 0, 1 << 40))
     }
 
+    public var incomplete: [String] {
+        var out: [String] = []
+        if !unreadableFrames.isEmpty {
+            let n = unreadableFrames.reduce(0) { $0 + $1.count }
+            out.append("Xen's frame table or M2P is not in the dump for \(n) machine frames (first 0x\(String(unreadableFrames[0].first, radix: 16))+\(unreadableFrames[0].count)): a pfn backed by one of them reads INVALID")
+        }
+        if conflicts > 0 { out.append("\(conflicts) pfns are named by two machine frames in the M2P (a damaged M2P): the lower frame was kept") }
+        return out
+    }
     public var name: String { "xen-m2p" }
     public var location: String { "Xen's frame table and M2P (domain \(domain.id), \(runs.count) runs)" }
     public var coverage: P2MCoverage { P2MCoverage(entries: size, knowsIdentity: false, sparse: false) }

@@ -1,0 +1,144 @@
+import DumpGen
+import DumpIO
+import Foundation
+import P2MFormat
+import Testing
+import TestSupport
+import Translation
+@testable import P2MTools
+
+/// Generated crashed-host dumps (p2m-gendump host): every guest found from Xen's tables, each
+/// one's note, reading each guest, p2m-extract, makedumpfile's Xen mode, and hostile tables.
+/// Expected values come from the generator's manifests (what it laid out), never from the reader.
+@Suite(.serialized) struct HostDumpTests {
+    static func host(_ d: String, _ edit: (inout HostDumpOptions) -> Void = { _ in }) throws -> GeneratedHost {
+        var o = HostDumpOptions(); o.seed = 3
+        edit(&o)
+        return try DumpGenerator.generateHost(o, to: d + "/host.vmcore")
+    }
+
+    func domainRows(_ path: String) throws -> [[String: Any]] {
+        let s = try AnalyzerSession(AnalyzerOptions(dump: path))
+        return try #require((try s.execute(["domains"]).json as? [String: Any])?["domains"] as? [[String: Any]])
+    }
+
+    @Test func domainsNotesAndReadingEachGuest() throws {
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let h = try Self.host(d)
+        let rows = try domainRows(h.path)
+        func hx(_ v: UInt64?) -> String? { v.map { "0x" + String($0, radix: 16) } }
+        for g in h.manifest.guests {
+            let r = try #require(rows.first { $0["id"] as? Int == Int(g.domainID) && $0["system"] as? Bool == false }, "domain \(g.domainID) not found")
+            #expect(r["pages"] as? Int == Int(g.pages) && r["pv"] as? Bool == true, "dom\(g.domainID): \(r)")
+            #expect(r["fllMfn"] as? String == hx(g.fllMfn) && r["p2mCr3"] as? String == hx(g.cr3) && r["maxPfn"] as? String == hx(g.maxPfn))
+            #expect(r["sharedInfoMfn"] as? String == hx(g.sharedInfoMfn) && r["address"] as? String == hx(g.domainAddress))
+        }
+        #expect(rows.filter { $0["system"] as? Bool == true }.count == 2)
+        // Each guest's note: the generator's map, agreeing with its frame tree and Xen's M2P.
+        var notes: [[UInt8]] = []
+        for (g, gd) in zip(h.manifest.guests, h.guests) {
+            var o = EmitOptions(input: h.path); o.domain = g.domainID; o.systemMap = g.systemMap
+            let r = try Emitter.emit(o)
+            #expect(r.note.header.mapDigest == g.p2mDigest && r.note.header.domainID == UInt32(g.domainID), "dom\(g.domainID)")
+            #expect(r.summary.crossCheck?.agrees == true && r.summary.crossCheck?.comparisons.map(\.source) == ["frame-tree", "xen-m2p"], "\(String(describing: r.summary.crossCheck))")
+            // The M2P alone: the same frames below max_pfn (identity reads INVALID there).
+            var m = o; m.from = .auto; m.systemMap = nil
+            let bare = try P2MNote.decode(descriptor: try Emitter.emit(m).note.descriptor).map
+            let full = try P2MNote.decode(descriptor: r.note.descriptor).map
+            var differ = 0
+            for p in 0..<bare.nrPfns where bare.entry(PFN(p)) != full.entry(PFN(p)) { differ += 1 }
+            #expect(bare.nrPfns == g.maxPfn && differ == 0, "dom\(g.domainID): \(differ) pfns differ without symbols")
+            notes.append(r.note.elfNoteBytes)
+            _ = gd
+        }
+        let hash = try ContentHash.of(path: h.path)
+        for n in notes { _ = try NoteInjector(path: h.path).run(action: .add, note: n) }
+        #expect(try ContentHash.of(path: h.path) == hash && openDump(path: h.path).p2mNotes.count == notes.count)
+        for (g, gd) in zip(h.manifest.guests, h.guests) {
+            var a = AnalyzerOptions(dump: h.path); a.domain = g.domainID; a.systemMap = g.systemMap
+            let s = try AnalyzerSession(a)
+            #expect(try s.p2m().source.name == "note" && s.execute(["check"]).exitCode == 0)
+            #expect(try s.execute(["banner"]).text == gd.manifest.banner)
+            #expect(moduleRows(try s.execute(["mod"])).count == gd.manifest.modules.count)
+            for smp in gd.manifest.samples.prefix(16) {
+                let v = try s.execute(["rd", String(smp.vaddr, radix: 16), "2"]).json as? [String: Any]
+                #expect((v?["hex"] as? String)?.hasPrefix(String(smp.bytes.prefix(32))) == true, "dom\(g.domainID): \(smp.what)")
+            }
+            // A reader nobody here wrote: libkdumpfile reads each guest out of the host dump through its cr3.
+            requireTool("/usr/bin/python3")
+            let py = try runTool(["/usr/bin/python3", "-c", libkdumpfileSampleScript, h.path, gd.manifestPath])
+            #expect(py.stdout.contains("bad 0"), "dom\(g.domainID) libkdumpfile: \(py.stdout) \(py.stderr)")
+        }
+    }
+
+    @Test func extractedGuestsAndMakedumpfilesXenMode() throws {
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let h = try Self.host(d)
+        for (g, gd) in zip(h.manifest.guests, h.guests) where g.domainID != 0 {
+            let out = d + "/dom\(g.domainID).xcore"
+            let sum = try Extractor.extract(dump: h.path, domain: g.domainID, output: out, systemMap: g.systemMap, vmlinux: nil, force: false)
+            #expect(sum.pagesWritten == g.pages && sum.pagesNotInDump == 0)
+            var o = EmitOptions(input: out); o.systemMap = g.systemMap
+            let r = try Emitter.emit(o)
+            #expect(r.note.header.mapDigest == g.p2mDigest && r.summary.crossCheck?.agrees == true, "dom\(g.domainID) from the extracted file")
+            let py = try runTool(["/usr/bin/python3", "-c", libkdumpfileSampleScript, out, gd.manifestPath])
+            #expect(py.stdout.contains("bad 0") && py.stdout.contains("xc_core"), "libkdumpfile on the extracted file: \(py.stdout) \(py.stderr)")
+        }
+        // makedumpfile's Xen mode accepts the host dump; with -X it drops the domUs' pages, which
+        // then read as excluded, and a domU's note still comes from Xen's tables (said).
+        requireTool("/usr/bin/makedumpfile")
+        let e = try runTool(["makedumpfile", "-E", "-X", "-d", "0", h.path, d + "/X.vmcore"])
+        #expect(e.status == 0, "makedumpfile -E -X: \(e.stderr.suffix(400))")
+        let g1 = try #require(h.manifest.guests.first { $0.domainID == 1 })
+        var o = EmitOptions(input: d + "/X.vmcore"); o.domain = 1
+        let r = try Emitter.emit(o)
+        #expect(r.summary.source.contains("M2P") && !r.summary.fallbacks.isEmpty, "\(r.summary.source) \(r.summary.fallbacks)")
+        #expect(r.summary.fallbacks.allSatisfy { $0.reason.contains("excluded by makedumpfile") || $0.reason.contains("not in the dump") }, "\(r.summary.fallbacks)")
+        #expect(r.summary.counts.mfn == g1.pages)
+    }
+
+    /// Hostile Xen tables: each a clear error (or, for orphaned frames, a warning), never a trap or a hang.
+    @Test func hostileXenTables() throws {
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let h = try Self.host(d) { $0.guests = [HostGuestSpec(domainID: 0, mib: 128, profile: .dom0), HostGuestSpec(domainID: 4, mib: 128, profile: .scattered)]; $0.machineMiB = 1024 }
+        let clean = try Data(contentsOf: URL(fileURLWithPath: h.path))
+        let dump = try DumpFile.open(path: h.path)
+        func patch(machine a: UInt64, _ v: UInt64, _ body: () throws -> Void) throws {
+            let l = try #require(dump.loads.first { a >= $0.paddr && a + 8 <= $0.paddr + $0.filesz })
+            let fh = try FileHandle(forWritingTo: URL(fileURLWithPath: h.path))
+            try fh.seek(toOffset: l.offset + a - l.paddr); fh.write(Data(withUnsafeBytes(of: v.littleEndian) { Array($0) })); try fh.close()
+            defer { try? clean.write(to: URL(fileURLWithPath: h.path)) }
+            try body()
+        }
+        func expectError(_ what: String, _ needle: String) {
+            do { _ = try domainRows(h.path); Issue.record("\(what): no error") }
+            catch { #expect("\(error)".contains(needle), "\(what): \(error)") }
+        }
+        let dm = XenLayout.directMapStart
+        let first = h.manifest.guests[0], dom4 = h.manifest.guests[1]
+        // next_in_list (offset 136) of the last domain back to the first: a loop.
+        try patch(machine: (dom4.domainAddress - dm) + 136, first.domainAddress) { expectError("loop", "loops back") }
+        // ... and to an address outside the direct map.
+        try patch(machine: (dom4.domainAddress - dm) + 136, 0xffff_8880_0000_0000) { expectError("outside", "outside Xen's direct map") }
+        // The frame table's first 2 MiB unmapped in Xen's page tables: the table is not all readable.
+        let ftL2Entry = try XenHost(dump: openDump(path: h.path)).pageTables.walk(KVAddr(0xffff_82e0_0000_0000)).steps.first { $0.level == 2 }
+        let step = try #require(ftL2Entry)
+        try patch(machine: step.tableMFN.rawValue << 12 + UInt64(step.index) * 8, 0) { expectError("frame table", "frame table is not all in the dump") }
+        // A guest frame whose owner is no domain: counted as an orphan, said; the guest has one page fewer.
+        let someFrame = try #require(h.guests[1].manifest.samples.first).mfn
+        try patch(machine: (h.manifest.frameTableMfn << 12) + someFrame * 32 + 24, 0x12345) {
+            let s = try AnalyzerSession(AnalyzerOptions(dump: h.path))
+            let out = try s.execute(["domains"])
+            #expect(out.text.contains("1 allocated frames name an owner that is in no domain list"), Comment(rawValue: out.text))
+            let rows = try #require((out.json as? [String: Any])?["domains"] as? [[String: Any]])
+            #expect(rows.first { $0["id"] as? Int == 4 }?["pages"] as? Int == Int(dom4.pages) - 1)
+        }
+        // A domain that does not exist.
+        var o = EmitOptions(input: h.path); o.domain = 9
+        do { _ = try Emitter.emit(o); Issue.record("domain 9 emitted") } catch { #expect("\(error)".contains("no domain 9") && "\(error)".contains("0, 4"), "\(error)") }
+        // A dump with no VMCOREINFO_XEN: `domains` says what is missing.
+        let g = try dom0(d, "plain.vmcore") { $0.vmcoreinfoXen = false }
+        do { _ = try domainRows(g.path); Issue.record("domains on a dump without VMCOREINFO_XEN") }
+        catch { #expect("\(error)".contains("no VMCOREINFO_XEN"), "\(error)") }
+    }
+}
