@@ -147,7 +147,7 @@ enum CrossCheckText {
             if let e = s.error { t += "\(label)unreadable: \(e)\n"; continue }
             let cover = "\(subject) covers \(s.mapEntries) pfns, \(s.source) \(s.sourceEntries)\(s.sparse ? " (listed pfns only)" : ""); compared \(s.compared)"
             if s.differences == 0 {
-                t += "\(label)agrees (\(cover)\(s.identityBlind ? "; identity not told from missing there" : ""))\n"
+                t += "\(label)agrees (\(cover)\(s.identityBlind ? "; identity not told from missing there" : "")\(s.foreignBlind ? "; foreign frames not seen there" : ""))\n"
             } else {
                 t += "\(label)DIFFERS in \(s.differences) entries (\(cover))\n"
                 for d in s.first { t += "             pfn \(d.pfn): \(subject) \(P2MEntry(raw: d.expected.value)), \(s.source) \(P2MEntry(raw: d.found.value))\n" }

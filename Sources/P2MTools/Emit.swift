@@ -187,11 +187,27 @@ public enum Emitter {
         }
     }
 
-    static func emitFromDump(_ o: EmitOptions) throws -> EmitResult {
+    /// One note per PV guest of a host dump, every map rebuilt from Xen's tables in one pass
+    /// and each checked against the guest's own copies. The System.map, if given, is used for
+    /// every guest (the same kernel), else each guest's shared_info tells where its list is.
+    public static func emitAllDomains(_ o: EmitOptions) throws -> [EmitResult] {
         let dump = try openDump(path: o.input)
+        let host = try XenHost(dump: dump)
+        let guests = try host.domains().filter { !$0.system && $0.looksPV }
+        guard !guests.isEmpty else { throw DumpError(o.input, "Xen's domain list holds no PV guest") }
+        let m2ps = try XenM2PSource.rebuild(host: host, domains: guests)
+        return try zip(guests, m2ps).map { g, m in
+            var e = o; e.domain = g.id
+            return try emitFromDump(e, dump: dump, preset: m)
+        }
+    }
+
+    static func emitFromDump(_ o: EmitOptions, dump given: DumpContainer? = nil, preset: XenM2PSource? = nil) throws -> EmitResult {
+        let dump = try given ?? openDump(path: o.input)
         let symbols = try loadSymbols(systemMap: o.systemMap, vmlinux: o.vmlinux, dump: dump)
         var ro = P2MResolverOptions(); ro.cr3 = o.cr3; ro.p2mMFN = o.p2mMFN; ro.domain = o.domain
         let resolver = P2MResolver(dump: dump, symbols: symbols, options: ro)
+        if let p = preset { resolver.preset(m2p: p) }
         if o.domain != nil { _ = try resolver.domain() }   // an unknown domain is an error, not "no source"
         let progress: ((UInt64, UInt64) -> Void)? = o.progress && isatty(2) != 0 ? { done, total in
             let pct = total == 0 ? 100 : Int(done * 100 / total)

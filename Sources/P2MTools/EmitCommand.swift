@@ -24,6 +24,7 @@ public struct EmitCommand: ParsableCommand {
           p2m-emit dom0.vmcore --system-map System.map-6.1.0-56-amd64
           p2m-emit domU.xcore --system-map System.map -o domU.note --json
           p2m-emit table.bin --from raw --width 8 -o table.note
+          p2m-emit host.vmcore --all-domains --system-map System.map
         """),
         version: p2mnoteVersion)
 
@@ -38,6 +39,7 @@ public struct EmitCommand: ParsableCommand {
     @Option(help: "vmlinux of the guest kernel (its symbol table is used).") var vmlinux: String?
     @Option(help: "Domain id to record.") var domid: UInt32?
     @Option(help: "A host dump's domain: its p2m from Xen's tables (frame table and M2P), its shared_info's frame list and linear list (`p2m-analyze HOST domains` lists them).") var domain: UInt16?
+    @Flag(help: "A note for every PV guest of a host dump, written to OUT.domN.p2mnote (OUT: -o, default DUMP).") var allDomains = false
     @Flag(inversion: .prefixedNo, help: "Compare with the dump's other copies of the table.") var compare = true
     @Flag(help: "Print the summary (and errors, on stderr) as JSON.") var json = false
     @Option(help: "Also write the table as raw 8-byte little-endian entries (for inspection).") var rawOut: String?
@@ -52,6 +54,21 @@ public struct EmitCommand: ParsableCommand {
             o.from = kind
             o.width = w; o.cr3 = cr3?.value; o.p2mMFN = p2mMfn?.value
             o.systemMap = systemMap; o.vmlinux = vmlinux; o.domainID = domid; o.domain = domain; o.compare = compare; o.progress = !json
+            if allDomains {
+                guard domain == nil else { throw ValidationError("--all-domains and --domain exclude each other") }
+                let prefix = output ?? source
+                var results = try Emitter.emitAllDomains(o)
+                for i in results.indices {
+                    let out = prefix + ".dom\(results[i].note.header.domainID).p2mnote"
+                    try OutputFile.checkWritable(out, force: force, hintFor: source)
+                    try OutputFile.write(results[i].note.elfNoteBytes, to: out, force: force)
+                    results[i].summary.output = out
+                    if !json { print("domain \(results[i].note.header.domainID):"); printSummary(results[i].summary, out); print("") }
+                    for w in warnings(results[i].summary) { warn("p2m-emit: domain \(results[i].note.header.domainID): " + w) }
+                }
+                if json { try printJSON(results.map(\.summary)) }
+                return
+            }
             let out = output ?? source + ".p2mnote"
             try OutputFile.checkWritable(out, force: force, hintFor: source)
             var r = try Emitter.emit(o)
@@ -59,13 +76,17 @@ public struct EmitCommand: ParsableCommand {
             r.summary.output = out
             if let rawPath = rawOut { try writeRawTable(r.note, to: rawPath) }
             if json { try printJSON(r.summary) } else { printSummary(r.summary, out) }
-            if let w = r.summary.partialWarning { warn("p2m-emit: " + w) }
-            for i in r.summary.incomplete { warn("p2m-emit: warning: PARTIAL MAP: " + i) }
-            for f in r.summary.fallbacks { warn("p2m-emit: warning: \(f.source) could not be read (\(f.reason)); used \(r.summary.source) instead") }
-            if let c = r.summary.crossCheck, !c.agrees {
-                warn("p2m-emit: warning: the note (\(r.summary.source)) and the dump's other copies disagree; see the cross-check")
-            }
+            for w in warnings(r.summary) { warn("p2m-emit: " + w) }
         }
+    }
+
+    func warnings(_ s: EmitSummary) -> [String] {
+        var w: [String] = []
+        if let p = s.partialWarning { w.append(p) }
+        for i in s.incomplete { w.append("warning: PARTIAL MAP: " + i) }
+        for f in s.fallbacks { w.append("warning: \(f.source) could not be read (\(f.reason)); used \(s.source) instead") }
+        if let c = s.crossCheck, !c.agrees { w.append("warning: the note (\(s.source)) and the dump's other copies disagree; see the cross-check") }
+        return w
     }
 
     func printSummary(_ s: EmitSummary, _ out: String) {

@@ -26,6 +26,7 @@ public struct InjectCommand: ParsableCommand {
           p2m-inject dom0.vmcore --note dom0.vmcore.p2mnote --verify
           p2m-inject dom0.vmcore --emit --system-map System.map -o dom0-p2m.vmcore
           p2m-inject dom0.vmcore --remove
+          p2m-inject host.vmcore --emit --all-domains --system-map System.map --verify
         """),
         version: p2mnoteVersion)
 
@@ -41,6 +42,7 @@ public struct InjectCommand: ParsableCommand {
     @Flag(help: "Also compare a hash of all memory bytes before and after.") var verify = false
     @Flag(help: "Inject a note even if it does not match the dump's own tables.") var force = false
     @Option(help: "A host dump's domain: --emit makes its note from Xen's tables; --remove removes its note. Other domains' notes stay as they are.") var domain: UInt16?
+    @Flag(help: "With --emit: a note for every PV guest of a host dump.") var allDomains = false
 
     public init() {}
 
@@ -75,6 +77,30 @@ public struct InjectCommand: ParsableCommand {
         // One open of the target serves the symbols and the cross-check.
         let container = try openDump(path: target)
         let symbols = try SymbolTable.forDump(systemMap: systemMap, vmlinux: vmlinux, dump: container)
+        if allDomains {
+            // One note per PV guest, all maps rebuilt in one pass over Xen's tables, each checked
+            // against the guest's own copies; each injected as its own domain's note.
+            guard emit, note == nil, !remove, domain == nil else { throw ValidationError("--all-domains goes with --emit (not --note, --remove or --domain)") }
+            var o = EmitOptions(input: target); o.systemMap = systemMap; o.vmlinux = vmlinux
+            let before = verify ? try ContentHash.of(path: target) : nil
+            for r in try Emitter.emitAllDomains(o) {
+                let id = r.note.header.domainID
+                if let w = r.summary.partialWarning { warn("p2m-inject: domain \(id): " + w) }
+                if let c = r.summary.crossCheck, !c.agrees {
+                    let msg = "domain \(id)'s note does not match its other copies:\n" + CrossCheckText.render(c)
+                    if force { warn("p2m-inject: warning (--force): " + msg) } else { throw DumpError(target, msg + "nothing more was written; pass --force to inject it anyway") }
+                }
+                let report = try NoteInjector(path: target).run(action: replace ? .replace : .add, note: r.note.elfNoteBytes, dryRun: dryRun)
+                print("domain \(id): " + report.description)
+            }
+            if let b = before, !dryRun {
+                let a = try ContentHash.of(path: target)
+                guard a == b else { throw DumpError(target, "memory content hash changed: 0x\(String(b, radix: 16)) → 0x\(String(a, radix: 16))") }
+                print("verified: memory content hash unchanged (0x\(String(a, radix: 16)))")
+            }
+            done = true
+            return
+        }
         var noteBytes: [UInt8]? = nil
         if let n = note {
             guard let d = FileManager.default.contents(atPath: n) else { throw DumpError(n, "cannot read the note file") }

@@ -17,8 +17,9 @@
 //   - The M2P: the guest's pfn for each of its frames, INVALID (~0) everywhere else.
 //   - Each guest's shared_info holds arch_shared_info at 3088: max_pfn, the frame-list-list mfn,
 //     p2m_cr3 (its kernel's top page table), p2m_vaddr (its linear list), p2m_generation.
-//   - struct domain: domain_id (u16) at 0, shared_info pointer at 16, next_in_list at 136 (the
-//     4.17 layout); domain_list is sorted by id; dom_xen (0x7ff2) and dom_io (0x7ff1) are not in it.
+//   - struct domain: domain_id (u16) at 0, shared_info pointer at 16, tot_pages/xenheap_pages/
+//     max_pages (u32) at 88/92/100, next_in_list at 136 (the 4.17 layout); domain_list is sorted
+//     by id; dom_xen (0x7ff2) and dom_io (0x7ff1) are not in it.
 // Each guest is a complete generated Linux PV kernel (GuestKernel) over its own machine frames.
 import Foundation
 import P2MFormat
@@ -260,7 +261,9 @@ extension DumpGenerator {
         // struct domain pages: id, shared_info pointer, next_in_list (sorted by id).
         for (i, p) in ordered.enumerated() {
             let next = i + 1 < ordered.count ? dva(ordered[i + 1].dom) : 0
-            try page(p.dom, [(0, UInt64(p.spec.domainID)), (16, dva(p.shinfo)), (136, next)])
+            let pages = p.runs.reduce(0) { $0 + $1.count }
+            // tot_pages (u32 at 88) and xenheap_pages (u32 at 92) share a word; max_pages at 100.
+            try page(p.dom, [(0, UInt64(p.spec.domainID)), (16, dva(p.shinfo)), (88, pages | 2 << 32), (96, pages << 32), (136, next)])
             try page(p.shinfo, [(3088, p.maxPfn), (3096, p.fll ?? 0), (3104, 0), (3112, p.cr3), (3120, p.k.listVAddr), (3128, 0)])
         }
         try page(domXen, [(0, 0x7ff2)]); try page(domIO, [(0, 0x7ff1)])

@@ -383,7 +383,8 @@ struct Check: SessionCommand {
 struct Domains: SessionCommand {
     static let configuration = CommandConfiguration(
         abstract: "Every domain of a crashed Xen host's dump, from Xen's own tables: id, pages, PV or not, the p2m sources each has.",
-        discussion: "Needs the dump's VMCOREINFO_XEN and Xen crash info notes (no Xen debug symbols). fll_mfn is what `crash --p2m_mfn` takes for that guest.")
+        discussion: "Needs the dump's VMCOREINFO_XEN and Xen crash info notes (no Xen debug symbols). fll_mfn is what `crash --p2m_mfn` takes for that guest. Page counts come from struct domain where Xen's build is recognised (each checked against the frame table), else from a pass over the whole frame table; --scan forces that pass, which also counts frames whose owner is in no domain list.")
+    @Flag(help: "Count every frame's owner in the frame table instead of reading struct domain.") var scan = false
     struct Row: Encodable {
         var id: UInt16
         var system: Bool
@@ -402,10 +403,11 @@ struct Domains: SessionCommand {
     struct Result: TextResult {
         var xen: String
         var maxPage: Hex64
+        var method: String
         var orphanPages: UInt64
         var domains: [Row]
         var text: String {
-            var t = "xen:        \(xen), max_page \(maxPage)\n"
+            var t = "xen:        \(xen), max_page \(maxPage); counts from \(method)\n"
             if orphanPages > 0 { t += "warning:    \(orphanPages) allocated frames name an owner that is in no domain list (a dying domain, or a damaged frame table)\n" }
             t += "  ID  PAGES      PV  MAX_PFN    FLL_MFN    P2M_CR3        SOURCES\n"
             for d in domains {
@@ -422,7 +424,7 @@ struct Domains: SessionCommand {
         let host = try s.resolver.host()
         let notes = Set(s.dump.p2mNotes.compactMap { try? P2MNote.decode(descriptor: $0.desc).header.domainID })
         var rows: [Row] = []
-        for d in try host.domains() {
+        for d in try host.domains(scan: scan) {
             let a = d.arch
             var src: [String] = []
             if !d.system { src.append("xen-m2p") }
@@ -434,6 +436,6 @@ struct Domains: SessionCommand {
                             sources: src, note: !d.system && notes.contains(UInt32(d.id))))
         }
         let ci = s.dump.crashInfo
-        return try s.output("domains", Result(xen: ci.map { "Xen \($0.major).\($0.minor)" } ?? "Xen", maxPage: Hex64(host.maxPage), orphanPages: host.orphanPages, domains: rows))
+        return try s.output("domains", Result(xen: ci.map { "Xen \($0.major).\($0.minor)" } ?? "Xen", maxPage: Hex64(host.maxPage), method: host.domainsMethod, orphanPages: host.orphanPages, domains: rows))
     }
 }

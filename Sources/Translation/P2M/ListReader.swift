@@ -208,11 +208,16 @@ public final class CompareSink: P2MSink {
     public private(set) var compared: UInt64 = 0
     /// When the source cannot tell identity from missing, identity-vs-INVALID counts as equal.
     public let identityBlind: Bool
+    /// When the source cannot see foreign entries (Xen's M2P: the frame is another domain's),
+    /// FOREIGN-vs-INVALID counts as equal.
+    public let foreignBlind: Bool
     private var buf = [UInt64](repeating: 0, count: 512)
-    public init(map: P2MMap, identityBlind: Bool = false) { self.map = map; self.identityBlind = identityBlind }
+    public init(map: P2MMap, identityBlind: Bool = false, foreignBlind: Bool = false) {
+        self.map = map; self.identityBlind = identityBlind; self.foreignBlind = foreignBlind
+    }
 
     @inline(__always) private func note(_ p: UInt64, _ exp: UInt64, _ got: UInt64) {
-        if exp != got && !(identityBlind && got == .max && P2MEntry(raw: exp).kind == .identity) {
+        if exp != got && !(got == .max && ((identityBlind && P2MEntry(raw: exp).kind == .identity) || (foreignBlind && P2MEntry(raw: exp).kind == .foreign))) {
             differenceCount += 1
             if differences.count < 10 { differences.append(P2MDifference(pfn: p, expected: exp, found: got)) }
         }

@@ -18,6 +18,11 @@ public struct P2MCoverage: Sendable, Codable {
     public var knowsIdentity: Bool
     /// Whether only listed pfns are known (unlisted ones: no word either way).
     public var sparse: Bool
+    /// Whether it can name foreign frames (Xen's M2P cannot: they are another domain's).
+    public var knowsForeign = true
+    public init(entries: UInt64, knowsIdentity: Bool, sparse: Bool, knowsForeign: Bool = true) {
+        self.entries = entries; self.knowsIdentity = knowsIdentity; self.sparse = sparse; self.knowsForeign = knowsForeign
+    }
 }
 
 public protocol P2MTableSource: AnyObject {
@@ -201,6 +206,8 @@ public struct SourceComparison: Sendable, Codable {
     public var error: String?
     /// Pfns this source could not say anything about: its list pages are not in the dump.
     public var unknownPfns: UInt64 = 0
+    /// FOREIGN in the map vs INVALID in the source counted as equal (the source cannot see them).
+    public var foreignBlind = false
     public var agrees: Bool { error == nil && differences == 0 }
 }
 
@@ -331,6 +338,9 @@ public final class P2MResolver {
         do { return try XenP2MSectionSource(core: x) } catch { record("xen-p2m", "\(error)"); return nil }
     }
 
+    /// Use a map already rebuilt (with every other domain's, in one pass: `--all-domains`).
+    public func preset(m2p: XenM2PSource) { m2pResult = .success(m2p) }
+
     /// The guest's p2m rebuilt from Xen's frame table and M2P (only with --domain: it reads the
     /// whole frame table).
     public func xenM2P() -> XenM2PSource? {
@@ -373,13 +383,13 @@ public final class P2MResolver {
         for s in dumpSources() where s.name != skip {
             let cov = s.coverage
             let blind = !cov.knowsIdentity || !identityKnown
-            let c = CompareSink(map: map, identityBlind: blind)
+            let c = CompareSink(map: map, identityBlind: blind, foreignBlind: !cov.knowsForeign)
             var err: String? = nil
             do { try s.stream(into: c, progress: nil) } catch { err = "\(error)" }
             out.append(SourceComparison(source: s.name, location: s.location, sourceEntries: cov.entries, mapEntries: map.nrPfns,
                                         compared: c.compared, differences: c.differenceCount, first: c.differences,
                                         identityBlind: blind, sparse: cov.sparse, error: err,
-                                        unknownPfns: s.pagesNotInDump.reduce(0) { $0 + $1.pfns }))
+                                        unknownPfns: s.pagesNotInDump.reduce(0) { $0 + $1.pfns }, foreignBlind: !cov.knowsForeign))
         }
         return CrossCheckReport(comparisons: out, unavailable: unavailable.filter { $0.source != "note" })
     }

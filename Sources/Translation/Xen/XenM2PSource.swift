@@ -23,24 +23,42 @@ public final class XenM2PSource: P2MTableSource {
     public private(set) var conflicts: UInt64 = 0
     public let size: UInt64
 
-    public init(host: XenHost, domain: XenDomain) throws {
-        self.host = host; self.domain = domain
-        var runs: [Run] = []
-        var unnamed: UInt64 = 0
+    public convenience init(host: XenHost, domain: XenDomain) throws {
+        guard let s = try XenM2PSource.rebuild(host: host, domains: [domain]).first else { throw TranslationError("no domain") }
+        self.init(s)
+    }
+
+    private init(_ o: XenM2PSource) {
+        host = o.host; domain = o.domain; runs = o.runs; unnamedFrames = o.unnamedFrames
+        unreadableFrames = o.unreadableFrames; conflicts = o.conflicts; size = o.size
+    }
+
+    /// Every given domain's map from ONE pass over the frame table and the M2P: the cost of
+    /// rebuilding all guests is the cost of reading those two tables once.
+    public static func rebuild(host: XenHost, domains: [XenDomain]) throws -> [XenM2PSource] {
+        var index: [UInt32: Int] = [:]
+        for (i, d) in domains.enumerated() { index[d.ownerPdx] = i }
+        var runs = [[Run]](repeating: [], count: domains.count)
+        var unnamed = [UInt64](repeating: 0, count: domains.count)
         var holes: [(UInt64, UInt64)] = []
-        let owner = domain.ownerPdx
         try host.scanFrames(missing: { f, n, _ in holes.append((f, n)) }) { first, p, m in
             guard let m else { holes.append((first, UInt64(p.count / Int(host.pageInfoSize)))); return }
             for k in 0..<m.count {
                 let pg = host.pageInfo(p, k)
-                guard pg.allocated, pg.owner == owner, !pg.xenHeap else { continue }
+                guard pg.allocated, !pg.xenHeap, let i = index[pg.owner] else { continue }
                 let pfn = UInt64(littleEndian: m[k]), mfn = first + UInt64(k)
-                guard pfn < 1 << 40 else { unnamed += 1; continue }
-                if var last = runs.last, last.mfn + last.count == mfn, last.pfn + last.count == pfn {
-                    last.count += 1; runs[runs.count - 1] = last
-                } else { runs.append(Run(pfn: pfn, mfn: mfn, count: 1)) }
+                guard pfn < 1 << 40 else { unnamed[i] += 1; continue }
+                if let last = runs[i].last, last.mfn + last.count == mfn, last.pfn + last.count == pfn {
+                    runs[i][runs[i].count - 1].count += 1
+                } else { runs[i].append(Run(pfn: pfn, mfn: mfn, count: 1)) }
             }
         }
+        return domains.indices.map { XenM2PSource(host: host, domain: domains[$0], runs: runs[$0], unnamed: unnamed[$0], holes: holes) }
+    }
+
+    private init(host: XenHost, domain: XenDomain, runs unsorted: [Run], unnamed: UInt64, holes: [(UInt64, UInt64)]) {
+        self.host = host; self.domain = domain
+        var runs = unsorted
         runs.sort { $0.pfn < $1.pfn }
         // Overlapping runs: a pfn named twice. Trim the later one.
         var clean: [Run] = []
@@ -74,7 +92,7 @@ public final class XenM2PSource: P2MTableSource {
     }
     public var name: String { "xen-m2p" }
     public var location: String { "Xen's frame table and M2P (domain \(domain.id), \(runs.count) runs)" }
-    public var coverage: P2MCoverage { P2MCoverage(entries: size, knowsIdentity: false, sparse: false) }
+    public var coverage: P2MCoverage { P2MCoverage(entries: size, knowsIdentity: false, sparse: false, knowsForeign: false) }
     public var sourceCode: P2MSource { .xenM2P }
     public func stream(into sink: P2MSink, progress: ((UInt64, UInt64) -> Void)?) throws {
         var next: UInt64 = 0
