@@ -11,7 +11,7 @@ import Translation
 
 struct P2MBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "p2m-bench", abstract: "p2mnote benchmarks.",
-        subcommands: [All.self, FormatBench.self, EmitBench.self, InjectBench.self, AnalyzeBench.self, SymbolsBench.self, KdumpBench.self, KdumpReadBench.self])
+        subcommands: [All.self, FormatBench.self, EmitBench.self, InjectBench.self, AnalyzeBench.self, SymbolsBench.self, KdumpBench.self, KdumpReadBench.self, HostBench.self])
 }
 
 // MARK: helpers
@@ -38,7 +38,7 @@ func mb(_ b: Double) -> String { String(format: "%.1f", b / 1e6) }
 struct All: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Every benchmark.")
     func run() throws {
-        try FormatBench().run(); try EmitBench().run(); try InjectBench().run(); try AnalyzeBench().run(); try SymbolsBench().run(); try KdumpBench().run(); try KdumpReadBench().run()
+        try FormatBench().run(); try EmitBench().run(); try InjectBench().run(); try AnalyzeBench().run(); try SymbolsBench().run(); try KdumpBench().run(); try KdumpReadBench().run(); try HostBench().run()
     }
 }
 
@@ -379,3 +379,52 @@ struct SymbolsBench: ParsableCommand {
 func expectTrue(_ b: Bool) { if !b { print("warning: a benchmark self-check failed") } }
 
 P2MBench.main()
+
+// MARK: host dumps
+
+/// A generated crashed host (Xen 4.17's tables, several PV guests): `domains`, and rebuilding
+/// every guest's map from the frame table and M2P, against reading those two tables with dd
+/// (cat's read loop over the two byte ranges) in the same run, page cache warm for both.
+struct HostBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "host", abstract: "Crashed-host dumps: domains, rebuild every guest's map vs reading the frame table and M2P, note sizes.")
+    @Option var machineGib: UInt64 = 1024
+    @Option(help: "Guests as ID:MIB:PROFILE, dom0 first.") var guest: [String] = ["0:4096:dom0", "1:65536:fragmented", "2:65536:scattered", "3:16384:ballooned", "4:8192:fragmented"]
+    func run() throws {
+        let d = try scratch(); defer { try? FileManager.default.removeItem(atPath: d) }
+        var o = HostDumpOptions(); o.machineMiB = machineGib << 10
+        o.guests = guest.map { g in let f = g.split(separator: ":"); return HostGuestSpec(domainID: UInt16(f[0])!, mib: UInt64(f[1])!, profile: LayoutProfile(rawValue: String(f[2]))!) }
+        let (h, gt) = try time { try DumpGenerator.generateHost(o, to: d + "/host.vmcore") }
+        print("== crashed host, \(machineGib) GiB machine, \(h.manifest.guests.count) PV guests (generated in \(String(format: "%.0f", gt)) s)")
+        let elf = try DumpFile.open(path: h.path)
+        func fileRange(_ mfn: UInt64, _ bytes: UInt64) -> (UInt64, UInt64) {
+            let l = elf.loads.first { $0.paddr <= mfn << 12 && (mfn << 12) + bytes <= $0.paddr + $0.filesz }!
+            return (l.offset + (mfn << 12) - l.paddr, bytes)
+        }
+        let ft = fileRange(h.manifest.frameTableMfn, h.manifest.maxPage * 32), m2p = fileRange(h.manifest.m2pMfn, h.manifest.maxPage * 8)
+        let dd = "dd if='\(h.path)' bs=1M iflag=skip_bytes,count_bytes skip=\(ft.0) count=\(ft.1) of=/dev/null 2>/dev/null; dd if='\(h.path)' bs=1M iflag=skip_bytes,count_bytes skip=\(m2p.0) count=\(m2p.1) of=/dev/null 2>/dev/null"
+        sh(dd)   // warm the page cache
+        var cats: [Double] = [], rebuilds: [Double] = [], doms: [Double] = []
+        var runs = 0
+        for _ in 0..<3 {
+            cats.append(sh(dd).1)
+            rebuilds.append(try time {
+                let host = try XenHost(dump: try openDump(path: h.path))
+                let guests = try host.domains().filter { !$0.system }
+                let m = try XenM2PSource.rebuild(host: host, domains: guests)
+                runs = m.reduce(0) { $0 + $1.runs.count }
+            }.1)
+        }
+        for _ in 0..<7 { doms.append(try time { _ = try XenHost(dump: try openDump(path: h.path)).domains() }.1) }
+        cats.sort(); rebuilds.sort(); doms.sort()
+        var ru = rusage(); getrusage(RUSAGE_SELF.rawValue, &ru)
+        print(String(format: "frame table + M2P: %.2f GB; dd (cat) median %.2f s; rebuild every guest's map median %.2f s (%.2fx); %d runs in all; max RSS %.0f MB",
+                     Double(ft.1 + m2p.1) / 1e9, cats[1], rebuilds[1], rebuilds[1] / cats[1], runs, Double(ru.ru_maxrss) / 1024))
+        print(String(format: "domains: median %.2f ms (of 7)", doms[3] * 1000))
+        print("guest   pages        raw table MB   note bytes   raw/note")
+        var e = EmitOptions(input: h.path); e.compare = false
+        for r in try Emitter.emitAllDomains(e) {
+            let s = r.summary
+            print(String(format: "dom%-4u %-12llu %10.1f   %10d   %8.0f", r.note.header.domainID, s.counts.mfn, Double(s.rawBytes) / 1e6, s.noteBytes, s.ratio))
+        }
+    }
+}

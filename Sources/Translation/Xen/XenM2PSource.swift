@@ -43,9 +43,12 @@ public final class XenM2PSource: P2MTableSource {
         var holes: [(UInt64, UInt64)] = []
         try host.scanFrames(missing: { f, n, _ in holes.append((f, n)) }) { first, p, m in
             guard let m else { holes.append((first, UInt64(p.count / Int(host.pageInfoSize)))); return }
+            var lastOwner: UInt32 = .max, lastIndex: Int? = nil   // owners come in long stretches
             for k in 0..<m.count {
                 let pg = host.pageInfo(p, k)
-                guard pg.allocated, !pg.xenHeap, let i = index[pg.owner] else { continue }
+                guard pg.allocated, !pg.xenHeap else { continue }
+                if pg.owner != lastOwner { lastOwner = pg.owner; lastIndex = index[pg.owner] }
+                guard let i = lastIndex else { continue }
                 let pfn = UInt64(littleEndian: m[k]), mfn = first + UInt64(k)
                 guard pfn < 1 << 40 else { unnamed[i] += 1; continue }
                 if let last = runs[i].last, last.mfn + last.count == mfn, last.pfn + last.count == pfn {
