@@ -54,6 +54,7 @@ private func status(of error: Error, fallback: p2mnote_status) -> p2mnote_status
         case .beyondTable: return P2MNOTE_ERR_RANGE
         case .noP2M: return P2MNOTE_ERR_NO_P2M
         case .noRoot: return P2MNOTE_ERR_FORMAT
+        case .noDomain: return P2MNOTE_ERR_NO_DOMAIN
         case .other: return fallback
         }
     case is WalkError: return P2MNOTE_ERR_UNMAPPED
@@ -142,13 +143,22 @@ public func p2mnote_open(_ path: UnsafePointer<CChar>?, _ opts: UnsafePointer<p2
     if o.flags & UInt32(P2MNOTE_OPEN_P2M_MFN) != 0 { a.p2mMFN = o.p2m_mfn }
     if o.flags & UInt32(P2MNOTE_OPEN_NO_NOTE) != 0 { a.useNote = false }
     do {
+        if o.flags & UInt32(P2MNOTE_OPEN_DOMAIN) != 0 {
+            // A crashed host's dump: any of its domains, found in Xen's own tables.
+            let head = try OpenFile(path: p)
+            let isHost = (try? openDump(path: p))?.vmcoreInfoXen != nil && head.size > 0
+            if isHost {
+                guard let d = UInt16(exactly: o.domain) else { throw APIError(P2MNOTE_ERR_NO_DOMAIN, "\(p): domain \(o.domain) is not a Xen domain id (0-65535)") }
+                a.domain = d
+            }
+        }
         for (file, what) in [(a.systemMap, "the System.map"), (a.vmlinux, "the vmlinux")] {
             if let f = file { do { _ = try OpenFile(path: f) } catch { throw APIError(P2MNOTE_ERR_IO, "\(what): \(error)") } }
         }
         let session = try AnalyzerSession(a)
         // The dump's own guest may be named: domain 0 of a dom0 kdump (ELF or makedumpfile's).
         let ownDomain: Int64? = session.dump.kind == .xenDumpCore ? nil : 0
-        if o.flags & UInt32(P2MNOTE_OPEN_DOMAIN) != 0, o.domain != ownDomain {
+        if o.flags & UInt32(P2MNOTE_OPEN_DOMAIN) != 0, a.domain == nil, o.domain != ownDomain {
             // A host dump's guests (Xen's own tables) are the next container of the toolkit;
             // until then every dump holds exactly one guest.
             throw APIError(P2MNOTE_ERR_NO_DOMAIN, "\(p): domain \(o.domain): this \(session.dump.kind.rawValue) holds one guest's memory\(ownDomain.map { " (domain \($0))" } ?? ""), not a Xen host's with several domains")

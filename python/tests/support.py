@@ -4,6 +4,7 @@ Environment:
   P2MNOTE_LIBRARY    the libp2mnote.so to test (else the package's own lookup)
   P2M_GENDUMP        p2m-gendump (default: .build/debug/p2m-gendump of this checkout)
   P2M_ANALYZE        p2m-analyze (default: .build/debug/p2m-analyze)
+  P2M_EXTRACT        p2m-extract (default: .build/debug/p2m-extract)
   P2M_EMIT, P2M_INJECT  p2m-emit / p2m-inject (default: .build/debug/)
   P2M_REAL_DUMP_DIR  the real Xen dumps (default: /var/cache/p2mnote/real-dumps)
 
@@ -42,6 +43,7 @@ def _tool(env: str, name: str) -> str:
 
 GENDUMP = _tool("P2M_GENDUMP", "p2m-gendump")
 ANALYZE = _tool("P2M_ANALYZE", "p2m-analyze")
+EXTRACT = _tool("P2M_EXTRACT", "p2m-extract")
 EMIT = _tool("P2M_EMIT", "p2m-emit")
 INJECT = _tool("P2M_INJECT", "p2m-inject")
 REAL_DIR = os.environ.get("P2M_REAL_DUMP_DIR") or "/var/cache/p2mnote/real-dumps"

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import subprocess
+import tempfile
 import sys
 import time
 import unittest
@@ -82,6 +84,8 @@ class _RealDump:
     # for the dom0 kdumps; nothing for the live `xl dump-core` of the domU.
     after_tail_first: List[str] = []
     after_tail_last: Optional[str] = None
+    # A crashed host's dump holds several guests: which one (None: the dump's own).
+    domain: Optional[int] = None
 
     @classmethod
     def setUpClass(cls) -> None:
@@ -96,7 +100,7 @@ class _RealDump:
         cls.system_map = os.path.join(cls.dir, "System.map")
         cls.gt = os.path.join(cls.dir, cls.truth)
         t = time.perf_counter()
-        cls.prog = p2mnote.drgn.program(cls.path, vmlinux=cls.vmlinux)
+        cls.prog = p2mnote.drgn.program(cls.path, vmlinux=cls.vmlinux, domain=cls.domain)
         cls.setup_seconds = time.perf_counter() - t
         cls.lib = cls.prog.config["p2mnote.dump"]
 
@@ -219,13 +223,28 @@ class _RealDump:
     def test_kallsyms_without_vmlinux(self) -> None:
         import p2mnote.drgn
 
-        prog = p2mnote.drgn.program(self.path, system_map=self.system_map)
+        prog = p2mnote.drgn.program(self.path, system_map=self.system_map, domain=self.domain)
         syms = _read_system_map(self.system_map)
         for name in ("init_task", "linux_banner", "init_top_pgt", "schedule"):
             self.assertEqual(prog.symbol(name).address, syms[name][0], name)
         self.assertEqual(prog.symbol(syms["schedule"][0] + 5).name, "schedule")
 
     # -- 1000 random kernel addresses, read four ways --
+
+    def _kdumpfile_path(self) -> str:
+        """What libkdumpfile reads: the dump, or for a guest of a host dump (libkdumpfile does
+        not enumerate domains: its direct-map shortcut goes through dom0's p2m) the guest
+        written out by p2m-extract as an xl dump-core, which libkdumpfile reads as such."""
+        if self.domain is None:
+            return self.path
+        support.require_executable(support.EXTRACT, "p2m-extract")
+        d = tempfile.mkdtemp(prefix="p2mnote-extract-")
+        self.addCleanup(shutil.rmtree, d, True)
+        out = os.path.join(d, f"dom{self.domain}.xcore")
+        r = subprocess.run([support.EXTRACT, self.path, "--domain", str(self.domain), "-o", out],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return out
 
     def _addresses(self) -> List[Tuple[int, str]]:
         from drgn.helpers.linux.pid import for_each_task
@@ -255,7 +274,8 @@ class _RealDump:
         support.require_executable(support.ANALYZE, "p2m-analyze")
         script = "".join(f"rd {a:x} {READ // 8}\n" for a in addrs)
         r = subprocess.run(
-            [support.ANALYZE, self.path, "--system-map", self.system_map, "--json", "-"],
+            [support.ANALYZE, self.path, "--system-map", self.system_map, "--json", "-"]
+            + ([] if self.domain is None else ["--domain", str(self.domain)]),
             input=script,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -282,7 +302,7 @@ class _RealDump:
             support.skip_loudly(f"python3-libkdumpfile is not importable ({e})")
         addrs = self._addresses()
         syms = _read_system_map(self.system_map)
-        kd = kdumpfile_context(self.path, syms["init_top_pgt"][0])
+        kd = kdumpfile_context(self._kdumpfile_path(), syms["init_top_pgt"][0])
         via_cli = self._read_analyze([a for a, _ in addrs])
         results = []
         for a, what in addrs:
@@ -354,6 +374,28 @@ class RealDomUXLDumpCore(_RealDump, unittest.TestCase):
     truth = "ground-truth/domU"
     after_tail_first: List[str] = []
     after_tail_last = None
+
+
+class RealHostDom0(_RealDump, unittest.TestCase):
+    """The crashed host with two domUs running (Tools/real-dump stage 4): dom0, domain 0."""
+    dump = "host.vmcore"
+    truth = "ground-truth/host"
+    domain = 0
+    after_tail_first = RealDom0Vmcore.after_tail_first
+    after_tail_last = RealDom0Vmcore.after_tail_last
+
+
+class RealHostDomU1(_RealDump, unittest.TestCase):
+    """domu1 of the crashed host, ballooned to 160 MiB: found in Xen's tables, read by drgn."""
+    dump = "host.vmcore"
+    truth = "ground-truth/host/domu1"
+    domain = 1
+
+
+class RealHostDomU2(_RealDump, unittest.TestCase):
+    dump = "host.vmcore"
+    truth = "ground-truth/host/domu2"
+    domain = 2
 
 
 if __name__ == "__main__":

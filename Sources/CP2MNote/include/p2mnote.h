@@ -72,8 +72,10 @@ typedef struct p2mnote p2mnote;  /* one open dump (and one guest in it) */
 /* p2mnote_open_options.flags */
 #define P2MNOTE_OPEN_CR3     (1u << 0)  /* use .cr3 as the page-table root (machine address) */
 #define P2MNOTE_OPEN_P2M_MFN (1u << 1)  /* .p2m_mfn: the frame-list-list mfn (a frame tree) */
-#define P2MNOTE_OPEN_DOMAIN  (1u << 2)  /* open guest .domain of a host dump (0 names a dom0
-                                           kdump's own guest) */
+#define P2MNOTE_OPEN_DOMAIN  (1u << 2)  /* open guest .domain of a crashed Xen host's dump
+                                           (found in Xen's own tables: any PV guest, dom0
+                                           included); on a one-guest dump only that guest's id
+                                           (0 for a dom0 kdump) */
 #define P2MNOTE_OPEN_NO_NOTE (1u << 3)  /* ignore the p2mnote note; use the guest's own tables */
 
 struct p2mnote_open_options {

@@ -7,7 +7,7 @@ import P2MFormat
 
 public struct TranslationError: Error, CustomStringConvertible, Sendable {
     /// What went wrong, for callers that map errors to codes (libp2mnote's status).
-    public enum Kind: Sendable { case other, noRoot, noSymbol, mismatch, unmapped, beyondTable, noP2M }
+    public enum Kind: Sendable { case other, noRoot, noSymbol, mismatch, unmapped, beyondTable, noP2M, noDomain }
     public let message: String
     public let kind: Kind
     public init(_ m: String, kind: Kind = .other) { message = m; self.kind = kind }

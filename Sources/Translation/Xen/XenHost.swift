@@ -90,7 +90,7 @@ public final class XenHost {
         self.dump = dump
         let p = dump.path
         guard let i = dump.vmcoreInfoXen else {
-            throw TranslationError("\(p): no VMCOREINFO_XEN note: not the dump of a crashed Xen host (Xen's tables are what finds its domains)", kind: .noRoot)
+            throw TranslationError("\(p): no VMCOREINFO_XEN note: not the dump of a crashed Xen host (Xen's tables are what finds its domains)", kind: .noDomain)
         }
         info = i
         func need(_ key: String) throws -> UInt64 {
@@ -308,7 +308,7 @@ public final class XenHost {
     public func domain(_ id: UInt16) throws -> XenDomain {
         let all = try domains()
         guard let d = all.first(where: { $0.id == id && !$0.system }) else {
-            throw TranslationError("\(dump.path): no domain \(id) in Xen's domain list (domains: \(all.filter { !$0.system }.map { String($0.id) }.joined(separator: ", ")))", kind: .noRoot)
+            throw TranslationError("\(dump.path): no domain \(id) in Xen's domain list (domains: \(all.filter { !$0.system }.map { String($0.id) }.joined(separator: ", ")))", kind: .noDomain)
         }
         return d
     }
