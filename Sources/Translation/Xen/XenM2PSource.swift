@@ -44,10 +44,15 @@ public final class XenM2PSource: P2MTableSource {
         try host.scanFrames(missing: { f, n, _ in holes.append((f, n)) }) { first, p, m in
             guard let m else { holes.append((first, UInt64(p.count / Int(host.pageInfoSize)))); return }
             var lastOwner: UInt32 = .max, lastIndex: Int? = nil   // owners come in long stretches
+            // The hot loop of a host rebuild: one masked compare rejects free, Xen-heap and
+            // not-in-use frames (PGC_allocated set, PGC_xen_heap clear, PGC_state "inuse").
+            let stride = Int(host.pageInfoSize), ci = Int(host.countInfoOffset), ow = Int(host.ownerOffset)
+            let mask: UInt64 = 0b11 << 62 | 0b11 << 58
             for k in 0..<m.count {
-                let pg = host.pageInfo(p, k)
-                guard pg.allocated, !pg.xenHeap else { continue }
-                if pg.owner != lastOwner { lastOwner = pg.owner; lastIndex = index[pg.owner] }
+                let c = UInt64(littleEndian: p.loadUnaligned(fromByteOffset: k &* stride &+ ci, as: UInt64.self))
+                guard c & mask == 1 << 63 else { continue }
+                let owner = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: k &* stride &+ ow, as: UInt32.self))
+                if owner != lastOwner { lastOwner = owner; lastIndex = index[owner] }
                 guard let i = lastIndex else { continue }
                 let pfn = UInt64(littleEndian: m[k]), mfn = first + UInt64(k)
                 guard pfn < 1 << 40 else { unnamed[i] += 1; continue }
