@@ -11,7 +11,13 @@ import Foundation
 import P2MFormat
 
 public final class XenM2PSource: P2MTableSource {
-    public struct Run: Sendable { public var pfn: UInt64; public var mfn: UInt64; public var count: UInt64 }
+    /// `count` frames from `mfn` up, naming pfns from `pfn` up (or, `down`, from pfn + count − 1
+    /// down: Xen's dom0 builder and migration leave descending stretches too).
+    public struct Run: Sendable {
+        public var pfn: UInt64; public var mfn: UInt64; public var count: UInt64; public var down = false
+        /// The mfn of pfn `pfn + i`.
+        @inline(__always) func mfn(at i: UInt64) -> UInt64 { down ? mfn + (count - 1 - i) : mfn + i }
+    }
     public let host: XenHost
     public let domain: XenDomain
     public private(set) var runs: [Run] = []
@@ -56,9 +62,14 @@ public final class XenM2PSource: P2MTableSource {
                 guard let i = lastIndex else { continue }
                 let pfn = UInt64(littleEndian: m[k]), mfn = first + UInt64(k)
                 guard pfn < 1 << 40 else { unnamed[i] += 1; continue }
-                if let last = runs[i].last, last.mfn + last.count == mfn, last.pfn + last.count == pfn {
-                    runs[i][runs[i].count - 1].count += 1
-                } else { runs[i].append(Run(pfn: pfn, mfn: mfn, count: 1)) }
+                if let last = runs[i].last, last.mfn + last.count == mfn {
+                    let j = runs[i].count - 1
+                    if !last.down && last.pfn + last.count == pfn { runs[i][j].count += 1; continue }
+                    if (last.down || last.count == 1) && pfn &+ 1 == last.pfn {
+                        runs[i][j].down = true; runs[i][j].pfn = pfn; runs[i][j].count += 1; continue
+                    }
+                }
+                runs[i].append(Run(pfn: pfn, mfn: mfn, count: 1))
             }
         }
         return domains.indices.map { XenM2PSource(host: host, domain: domains[$0], runs: runs[$0], unnamed: unnamed[$0], holes: holes) }
@@ -76,7 +87,7 @@ public final class XenM2PSource: P2MTableSource {
             if let l = clean.last, r.pfn < l.pfn + l.count {
                 let over = min(r.count, l.pfn + l.count - r.pfn)
                 conflicts += over
-                r.pfn += over; r.mfn += over; r.count -= over
+                r.pfn += over; if !r.down { r.mfn += over }; r.count -= over
                 if r.count == 0 { continue }
             }
             clean.append(r)
@@ -110,7 +121,7 @@ public final class XenM2PSource: P2MTableSource {
             var off: UInt64 = 0
             while off < r.count {
                 let n = Int(min(4096, r.count - off))
-                for i in 0..<n { buf[i] = r.mfn + off + UInt64(i) }
+                for i in 0..<n { buf[i] = r.mfn(at: off + UInt64(i)) }
                 try buf.withUnsafeBufferPointer { try sink.entries(UnsafeBufferPointer(rebasing: $0[0..<n])) }
                 off += UInt64(n)
             }
