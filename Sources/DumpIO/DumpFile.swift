@@ -96,7 +96,7 @@ public final class DumpFile {
         let got = ident.withUnsafeMutableBytes { Foundation.pread(fd, $0.baseAddress, 64, 0) }
         guard got == 64 else { throw fail(0, "file of \(fileSize) bytes is too short for an ELF header (64 bytes)") }
         guard ident[0..<4] == [0x7f, 0x45, 0x4c, 0x46] else { throw fail(0, "not an ELF file (expected \\x7fELF)") }
-        guard ident[4] == 2 else { throw fail(4, "ELF class \(ident[4]), expected 2 (ELFCLASS64)") }
+        guard ident[4] == 2 else { throw fail(4, "ELF class \(ident[4])\(ident[4] == 1 ? " (32-bit)" : ""), expected 2 (ELFCLASS64: a 64-bit dump)") }
         guard ident[5] == 1 else { throw fail(5, "ELF data encoding \(ident[5]), expected 1 (little-endian)") }
 
         // Table bounds from the raw header, before libelf (whose message would be vaguer).
@@ -104,6 +104,21 @@ public final class DumpFile {
         let rawShoff = (0..<8).reduce(UInt64(0)) { $0 | UInt64(ident[40 + $1]) << (8 * UInt64($1)) }
         let rawPhnum = UInt64(ident[56]) | UInt64(ident[57]) << 8
         let rawShnum = UInt64(ident[60]) | UInt64(ident[61]) << 8
+        let rawPhentsize = UInt64(ident[54]) | UInt64(ident[55]) << 8
+        let rawShentsize = UInt64(ident[58]) | UInt64(ident[59]) << 8
+        let rawShstrndx = UInt64(ident[62]) | UInt64(ident[63]) << 8
+        if rawPhnum == 0xffff {
+            throw fail(56, "e_phnum 0xffff (PN_XNUM: the real count would sit in section 0's sh_info); a vmcore's program headers are counted in e_phnum")
+        }
+        if rawPhnum > 0 {
+            guard rawPhentsize == 56 else { throw fail(54, "e_phentsize \(rawPhentsize), expected 56 (Elf64_Phdr)") }
+            guard rawPhoff >= 64 else { throw fail(32, "e_phoff 0x\(String(rawPhoff, radix: 16)) lies inside the 64-byte ELF header") }
+        }
+        if rawShnum > 0 {
+            guard rawShentsize == 64 else { throw fail(58, "e_shentsize \(rawShentsize), expected 64 (Elf64_Shdr)") }
+            guard rawShoff >= 64 else { throw fail(40, "e_shoff 0x\(String(rawShoff, radix: 16)) lies inside the 64-byte ELF header") }
+            guard rawShstrndx < rawShnum else { throw fail(62, "e_shstrndx \(rawShstrndx) names no section (there are \(rawShnum))") }
+        }
         if rawPhnum > 0 && rawPhnum != 0xffff {
             let (e, o) = rawPhoff.addingReportingOverflow(rawPhnum * 56)
             guard !o, e <= fileSize else { throw fail(rawPhoff, "\(rawPhnum) program headers at 0x\(String(rawPhoff, radix: 16)) run past the end of the \(fileSize)-byte file") }
@@ -158,8 +173,11 @@ public final class DumpFile {
                         throw fail(phAt, "PT_LOAD \(i) (machine 0x\(String(ph.p_paddr, radix: 16)), \(ph.p_filesz) bytes at file offset 0x\(String(ph.p_offset, radix: 16))) runs past the end of the \(fileSize)-byte file: truncated dump")
                     }
                     let (_, ov2) = ph.p_paddr.addingReportingOverflow(ph.p_memsz)
-                    guard !ov2, ph.p_memsz <= 1 << 52, ph.p_filesz <= ph.p_memsz else {
-                        throw fail(phAt, "PT_LOAD \(i) has absurd sizes (filesz \(ph.p_filesz), memsz \(ph.p_memsz))")
+                    guard !ov2 else {
+                        throw fail(phAt, "PT_LOAD \(i): machine range 0x\(String(ph.p_paddr, radix: 16)) + memsz 0x\(String(ph.p_memsz, radix: 16)) wraps past 2^64")
+                    }
+                    guard ph.p_memsz <= 1 << 52, ph.p_filesz <= ph.p_memsz else {
+                        throw fail(phAt, "PT_LOAD \(i) has absurd sizes (filesz \(ph.p_filesz), memsz \(ph.p_memsz); expected filesz ≤ memsz ≤ 2^52)")
                     }
                     loads.append(LoadSegment(index: i, offset: ph.p_offset, paddr: ph.p_paddr, vaddr: ph.p_vaddr,
                                              filesz: ph.p_filesz, memsz: ph.p_memsz, align: ph.p_align, flags: ph.p_flags))
@@ -190,12 +208,27 @@ public final class DumpFile {
             noteSegment = nil
             var strndx = 0
             guard elf_getshdrstrndx(elf, &strndx) == 0 else { throw fail(62, "no section name table: \(String(cString: elf_errmsg(-1)))") }
+            // The name table itself: a string table inside the file (not NOBITS, not garbage).
+            guard let strScn = elf_getscn(elf, strndx) else { throw fail(62, "e_shstrndx \(strndx) names no section") }
+            var strSh = GElf_Shdr()
+            guard gelf_getshdr(strScn, &strSh) != nil else { throw fail(eh.e_shoff + UInt64(strndx) * 64, "bad section header \(strndx)") }
+            let strAt = eh.e_shoff + UInt64(strndx) * 64
+            guard strSh.sh_type == UInt32(SHT_STRTAB) else {
+                throw fail(strAt, "the section-name table (section \(strndx), e_shstrndx) has type \(strSh.sh_type), expected 3 (SHT_STRTAB)")
+            }
+            let (strEnd, strOv) = strSh.sh_offset.addingReportingOverflow(strSh.sh_size)
+            guard !strOv, strEnd <= fileSize, strSh.sh_size <= 16 << 20 else {
+                throw fail(strAt, "the section-name table [0x\(String(strSh.sh_offset, radix: 16)), +0x\(String(strSh.sh_size, radix: 16))) runs past the end of the \(fileSize)-byte file")
+            }
             var secs: [Section] = []
             var scn = elf_nextscn(elf, nil)
             while let s = scn {
                 var sh = GElf_Shdr()
                 guard gelf_getshdr(s, &sh) != nil else { throw fail(eh.e_shoff, "bad section header: \(String(cString: elf_errmsg(-1)))") }
                 let idx = Int(elf_ndxscn(s))
+                guard UInt64(sh.sh_name) < strSh.sh_size || (sh.sh_name == 0 && idx == 0) else {
+                    throw fail(eh.e_shoff + UInt64(idx) * 64, "section \(idx)'s name offset 0x\(String(sh.sh_name, radix: 16)) lies outside the \(strSh.sh_size)-byte section-name table")
+                }
                 let name = elf_strptr(elf, strndx, Int(sh.sh_name)).map { String(cString: $0) } ?? ""
                 if sh.sh_type != UInt32(SHT_NOBITS) {
                     let (end, ov) = sh.sh_offset.addingReportingOverflow(sh.sh_size)

@@ -194,6 +194,18 @@ public final class NoteInjector {
         guard let firstData = d.firstLoadOffset else { throw DumpError(d.path, "no PT_LOAD data") }
         let noteEnd = ns.offset + ns.size
         guard noteEnd <= firstData else { throw DumpError(d.path, offset: ns.offset, "PT_NOTE runs into PT_LOAD data at 0x\(String(firstData, radix: 16))") }
+        // The layout the injector rewrites must be the plain one the kernel writes: headers, then
+        // notes, then each PT_LOAD's own bytes. Shared or overlapping file bytes (which a reader
+        // can still read) would be moved or overwritten as if they were one segment's.
+        let tableEnd = d.phoff + 56 * UInt64(d.phnum)
+        guard tableEnd <= ns.offset || ns.size == 0 else {
+            throw DumpError(d.path, offset: d.phoff, "the program header table [0x\(String(d.phoff, radix: 16)), 0x\(String(tableEnd, radix: 16))) overlaps the notes at 0x\(String(ns.offset, radix: 16)); not injecting into this layout")
+        }
+        let byOffset = d.loads.filter { $0.filesz > 0 }.sorted { $0.offset < $1.offset }
+        for k in byOffset.indices.dropFirst() where byOffset[k].offset < byOffset[k - 1].offset + byOffset[k - 1].filesz {
+            throw DumpError(d.path, offset: d.phoff + 56 * UInt64(byOffset[k].index),
+                            "PT_LOAD \(byOffset[k].index) and PT_LOAD \(byOffset[k - 1].index) share file bytes at 0x\(String(byOffset[k].offset, radix: 16)); not injecting into this layout")
+        }
         let newBytes = newNote ?? []
         let newLen = UInt64(newBytes.count)
         let phdr0 = d.phoff                               // PT_NOTE's program header

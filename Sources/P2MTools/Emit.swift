@@ -241,6 +241,11 @@ public enum Emitter {
             }
         }
         guard let (firstNote, source, cr3) = made else { throw DumpError(o.input, "no p2m source could be read") }
+        // Symbols were given for the linear list, yet it was not even a candidate: say why.
+        if o.from == .auto, o.systemMap != nil || o.vmlinux != nil, !(source is LinearListSource),
+           let why = resolver.unavailable.first(where: { $0.source == "linear-list" }), !fallbacks.contains(where: { $0.source == "linear-list" }) {
+            fallbacks.insert(why, at: 0)
+        }
         var note = firstNote
         var check: CrossCheckReport? = nil
         let notInDump = source.pagesNotInDump

@@ -6,6 +6,7 @@ public struct ToolRun {
     public var status: Int32
     public var stdout: String
     public var stderr: String
+    public init(status: Int32, stdout: String, stderr: String) { self.status = status; self.stdout = stdout; self.stderr = stderr }
 }
 
 public func runTool(_ argv: [String], stdin: String? = nil) throws -> ToolRun {

@@ -8,7 +8,7 @@ struct GenDump: ParsableCommand {
         commandName: "p2m-gendump",
         abstract: "Generate faithful test dumps of Xen PV Linux guests (with System.map and manifest).",
         version: "p2mnote 0.3.0 (p2m-gendump)",
-        subcommands: [Dom0.self, XL.self, Host.self, Kdump.self])
+        subcommands: [Dom0.self, XL.self, Host.self, Kdump.self, Malformed.self])
 }
 
 struct Common: ParsableArguments {
@@ -126,5 +126,15 @@ struct Host: ParsableCommand {
         }
         let h = try DumpGenerator.generateHost(o, to: output)
         print("wrote \(output): \(h.manifest.guests.count) guests (\(h.manifest.guests.map { "dom\($0.domainID) \($0.pages) pages" }.joined(separator: ", "))), manifest \(h.manifestPath)")
+    }
+}
+
+struct Malformed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The malformed-dump corpus: small dumps of every container, each broken one way, with DIR/cases.json saying what each tool must say.")
+    @Option(name: [.short, .long], help: "Output directory.") var output: String
+    func run() throws {
+        let c = try MalformedCorpus.write(to: output)
+        print("wrote \(c.count) malformed dumps and \(output)/cases.json")
     }
 }

@@ -93,7 +93,7 @@ public final class KdumpCompressed: DumpContainer {
             let off = rd(sub, 48), size = rd(sub, 56)
             if off != 0 && size != 0 {
                 guard size <= 64 << 20, off <= f.size, size <= f.size - off else {
-                    throw fail(blockSize + 48, "notes (offset 0x\(String(off, radix: 16)), size \(size)) run past the end of the file")
+                    throw fail(blockSize + 48, "the notes blob (offset_note 0x\(String(off, radix: 16)), size_note \(size)) runs past the end of the \(file.size)-byte file")
                 }
                 ns = try DumpFile.walkNotes(try f.read(offset: off, count: Int(size)), baseOffset: off, container: "kdump notes", file: f.path)
             }
@@ -241,8 +241,13 @@ public final class KdumpCompressed: DumpContainer {
         let dOff = descBase + (try descriptorIndex(frame)) * 24
         let d = try file.read(offset: dOff, count: 24)
         let off = rd(d, 0), size = UInt64(rd4(d, 8)), flags = rd4(d, 12)
-        guard off >= descBase, size > 0, size <= 2 * blockSize, off <= file.size, size <= file.size - off else {
-            throw DumpError(path, offset: dOff, "kdump-compressed: page descriptor of frame 0x\(String(frame, radix: 16)) points at \(size) bytes at 0x\(String(off, radix: 16)), outside the page data\(truncatedAt != nil ? " (the file is truncated at byte \(file.size))" : "")")
+        let fr = "kdump-compressed: page descriptor of frame 0x\(String(frame, radix: 16))"
+        guard size > 0 else { throw DumpError(path, offset: dOff + 8, "\(fr) says 0 bytes (a page is 1 to \(2 * blockSize) bytes)") }
+        guard size <= 2 * blockSize else {
+            throw DumpError(path, offset: dOff + 8, "\(fr) says \(size) bytes, more than two pages (\(2 * blockSize)): a damaged descriptor or a decompression bomb")
+        }
+        guard off >= descBase, off <= file.size, size <= file.size - off else {
+            throw DumpError(path, offset: dOff, "\(fr) points at \(size) bytes at 0x\(String(off, radix: 16)), outside the page data [0x\(String(descBase, radix: 16)), 0x\(String(file.size, radix: 16)))\(truncatedAt != nil ? " (the file is truncated at byte \(file.size))" : "")")
         }
         if off == blobOffset, blobPage.count == Int(blockSize) {
             if cacheOrder.count >= 64 { cache[cacheOrder.removeFirst()] = nil }

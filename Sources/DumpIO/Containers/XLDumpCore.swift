@@ -32,8 +32,9 @@ public final class XLDumpCore: DumpContainer {
         guard p2m.size % 16 == 0 else { throw DumpError(d.path, offset: p2m.offset, ".xen_p2m size \(p2m.size) is not a multiple of 16") }
         guard pages.size % 4096 == 0 else { throw DumpError(d.path, offset: pages.offset, ".xen_pages size \(pages.size) is not a multiple of 4096") }
         let n = p2m.size / 16
-        guard n <= pages.size / 4096 else {
-            throw DumpError(d.path, offset: pages.offset, ".xen_pages holds \(pages.size / 4096) pages, .xen_p2m lists \(n)")
+        // libxc writes one (pfn, mfn) pair per page of .xen_pages (xch_nr_pages of each).
+        guard n == pages.size / 4096 else {
+            throw DumpError(d.path, offset: p2m.offset, ".xen_pages holds \(pages.size / 4096) pages but .xen_p2m lists \(n); libxc writes one pair per page")
         }
         guard n <= 1 << 36 else { throw DumpError(d.path, offset: p2m.offset, ".xen_p2m lists \(n) pages: implausible") }
         pagesSection = pages
@@ -46,6 +47,21 @@ public final class XLDumpCore: DumpContainer {
                 let mfn = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 16 * i + 8, as: UInt64.self))
                 pr.append((pfn, mfn))
             }
+        }
+        // In pfn order, each pfn once (libxc's dump loop; crash's lookup needs the order);
+        // {~0, ~0} padding pairs only at the end.
+        var last: UInt64? = nil
+        var padding = false
+        for (i, p) in pr.enumerated() {
+            let at = p2m.offset + UInt64(i) * 16
+            if p.pfn == .max && p.mfn == .max { padding = true; continue }
+            guard !padding else { throw DumpError(d.path, offset: at, ".xen_p2m pair \(i) follows libxc's {~0, ~0} padding; padding only ends the table") }
+            guard p.pfn < 1 << 40 else { throw DumpError(d.path, offset: at, ".xen_p2m pair \(i) names pfn 0x\(String(p.pfn, radix: 16)), beyond 2^40") }
+            if let l = last, p.pfn <= l {
+                throw DumpError(d.path, offset: at, p.pfn == l ? "pfn 0x\(String(p.pfn, radix: 16)) is listed twice in .xen_p2m (pairs \(i - 1) and \(i))"
+                                : ".xen_p2m is not in pfn order at pair \(i) (pfn 0x\(String(p.pfn, radix: 16)) after 0x\(String(l, radix: 16))); libxc writes it in order")
+            }
+            last = p.pfn
         }
         pairs = pr.filter { !($0.pfn == .max && $0.mfn == .max) }
         // Machine segments: runs of consecutive mfns at consecutive page indices. A pair whose

@@ -50,10 +50,19 @@ public final class GuestKernel {
         let probe = symbols.address("xen_p2m_addr") ?? symbols.address("linux_banner") ?? symbols.address("init_top_pgt")
         var chosen: RecordedRoot? = nil
         if cr3 != nil { chosen = candidates[0] }
+        var damaged: Error? = nil
+        if cr3 != nil { chosen = candidates[0] }
         else if let p = probe {
-            chosen = candidates.first { (try? walker.translate(p.rawValue, root: MachAddr($0.cr3 & PTE.addressMask), form: .x86_64)) != nil }
+            chosen = candidates.first { c in
+                do { _ = try walker.translate(p.rawValue, root: MachAddr(c.cr3 & PTE.addressMask), form: .x86_64); return true }
+                catch is WalkError { return false }
+                catch { if damaged == nil { damaged = error }; return false }   // the dump itself, not the root
+            }
         } else { chosen = candidates[0] }
         guard let c = chosen else {
+            if let e = damaged {
+                throw TranslationError("\(dump.path): the kernel's page tables cannot be read: \(e)", kind: .other)
+            }
             throw TranslationError("\(dump.path): none of the recorded cr3 values (\(candidates.map { "0x" + String($0.cr3, radix: 16) + " from " + $0.source }.joined(separator: ", "))) maps the kernel's symbols (are the System.map or vmlinux this dump's kernel's?); pass --cr3", kind: .mismatch)
         }
         pageTables = KernelPageTables(walker: walker, root: MachAddr(c.cr3 & PTE.addressMask))
