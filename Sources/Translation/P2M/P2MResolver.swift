@@ -248,7 +248,11 @@ public final class P2MResolver {
     public func domain() throws -> XenDomain? {
         guard let id = options.domain else { return nil }
         if let r = domainResult { return try r.get() }
-        let r = Result { try host().domain(id) }
+        let r = Result { () throws -> XenDomain in
+            do { return try host().domain(id) }
+            catch let e as TranslationError where e.kind == .noDomain { throw e }
+            catch { throw TranslationError("domain \(id) cannot be looked up: Xen's tables in this dump cannot be read: \(error)", kind: .noDomain) }
+        }
         domainResult = r
         return try r.get()
     }

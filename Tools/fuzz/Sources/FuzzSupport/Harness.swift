@@ -80,8 +80,16 @@ public enum Harness {
                 _ = try? k.sharedFrames()
                 _ = try? k.modules()
             }
-            guard let (map, source) = try? r.resolve() else { return }
-            _ = r.crossCheck(map, identityKnown: source.coverage.knowsIdentity, skip: source.name)
+            if let (map, source) = try? r.resolve() {
+                _ = r.crossCheck(map, identityKnown: source.coverage.knowsIdentity, skip: source.name)
+            }
+            // Xen's tables of a host dump: the domain list, the frame table, the M2P rebuild.
+            if let host = try? XenHost(dump: d), let doms = try? host.domains() {
+                _ = try? host.domains(scan: true)
+                if let m = try? XenM2PSource.rebuild(host: host, domains: doms.filter { !$0.system }) {
+                    for s in m { _ = try? s.map() }
+                }
+            }
         }
     }
 
