@@ -190,25 +190,8 @@ public enum DumpGenerator {
             // Xen 4.17's keys and sizes; the symbols point into an image this dom0 generator does
             // not lay out (`p2m-gendump host` does, with Xen's tables behind them).
             let xenBase: UInt64 = 0xffff_82d0_4000_0000
-            let text = """
-            PAGESIZE=4096
-            SYMBOL(domain_list)=\(hex(xenBase + 0x5e5e28))
-            SYMBOL(frame_table)=\(hex(xenBase + 0x39e858))
-            SYMBOL(max_page)=\(hex(xenBase + 0x5e6a10))
-            SIZE(page_info)=32
-            SIZE(domain)=2304
-            OFFSET(page_info.count_info)=8
-            OFFSET(page_info._domain)=24
-            OFFSET(domain.domain_id)=0
-            OFFSET(domain.next_in_list)=136
-            SYMBOL(dom_xen)=\(hex(xenBase + 0x5e6a18))
-            SYMBOL(dom_io)=\(hex(xenBase + 0x5e6a20))
-            SYMBOL(pgd_l4)=\(hex(xenBase + 0x5c3000))
-
-            """
-            var desc = Array(text.utf8)
-            desc += [UInt8](repeating: 0, count: 4068 - desc.count)
-            notes += elfNote(name: "VMCOREINFO_XEN", type: 0, desc: desc)
+            notes += xenVMCoreInfoNote(domainList: xenBase + 0x5e5e28, frameTable: xenBase + 0x39e858, maxPage: xenBase + 0x5e6a10,
+                                       domXen: xenBase + 0x5e6a18, domIO: xenBase + 0x5e6a20, pgdL4: xenBase + 0x5c3000)
         } else {
             omitted.append("vmcoreinfo-xen")
         }

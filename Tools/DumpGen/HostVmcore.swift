@@ -174,23 +174,8 @@ extension DumpGenerator {
                 notes += elfNote(name: "Xen", type: 0x100_0001, desc: info)
             }
         }
-        let text = """
-        PAGESIZE=4096
-        SYMBOL(domain_list)=\(hex(varsVA + domainListVar))
-        SYMBOL(frame_table)=\(hex(varsVA + frameTableVar))
-        SYMBOL(max_page)=\(hex(varsVA + maxPageVar))
-        SIZE(page_info)=32
-        SIZE(domain)=2304
-        OFFSET(page_info.count_info)=8
-        OFFSET(page_info._domain)=24
-        OFFSET(domain.domain_id)=0
-        OFFSET(domain.next_in_list)=136
-        SYMBOL(dom_xen)=\(hex(varsVA + domXenVar))
-        SYMBOL(dom_io)=\(hex(varsVA + domIOVar))
-        SYMBOL(pgd_l4)=\(hex(XenVA.virtStart + 0x200000))
-
-        """
-        notes += elfNote(name: "VMCOREINFO_XEN", type: 0, desc: Array(text.utf8) + [UInt8](repeating: 0, count: 4068 - text.utf8.count))
+        notes += xenVMCoreInfoNote(domainList: varsVA + domainListVar, frameTable: varsVA + frameTableVar, maxPage: varsVA + maxPageVar,
+                                   domXen: varsVA + domXenVar, domIO: varsVA + domIOVar, pgdL4: XenVA.virtStart + 0x200000)
 
         let loads = machine.loads
         let phnum = 1 + loads.count
@@ -318,24 +303,18 @@ extension DumpGenerator {
                 }
                 k += 1
             }
-            try ft.withUnsafeBytes { b in
+            // Each table's entries for frames c… into its own machine pages, page by page.
+            func place(_ b: UnsafeRawBufferPointer, table: UInt64, entry: UInt64) throws {
                 var done = 0
                 while done < b.count {
-                    let f = c + UInt64(done / 32), left = b.count - done
-                    let pageOff = Int((f * 32) & 0xfff), inPage = min(left, 4096 - pageOff)
-                    try out.write(at: try fo(ftMfn + (f * 32) >> 12) + UInt64(pageOff), UnsafeRawBufferPointer(rebasing: b[done..<done + inPage]))
+                    let byte = (c + UInt64(done) / entry) * entry
+                    let pageOff = Int(byte & 0xfff), inPage = min(b.count - done, 4096 - pageOff)
+                    try out.write(at: try fo(table + byte >> 12) + UInt64(pageOff), UnsafeRawBufferPointer(rebasing: b[done..<done + inPage]))
                     done += inPage
                 }
             }
-            try m2.withUnsafeBytes { b in
-                var done = 0
-                while done < b.count {
-                    let f = c + UInt64(done / 8), left = b.count - done
-                    let pageOff = Int((f * 8) & 0xfff), inPage = min(left, 4096 - pageOff)
-                    try out.write(at: try fo(m2pMfn + (f * 8) >> 12) + UInt64(pageOff), UnsafeRawBufferPointer(rebasing: b[done..<done + inPage]))
-                    done += inPage
-                }
-            }
+            try ft.withUnsafeBytes { try place($0, table: ftMfn, entry: 32) }
+            try m2.withUnsafeBytes { try place($0, table: m2pMfn, entry: 8) }
             c += n
         }
         try out.close()
@@ -361,4 +340,27 @@ extension DumpGenerator {
         try enc.encode(hm).write(to: URL(fileURLWithPath: manPath))
         return GeneratedHost(path: path, manifestPath: manPath, manifest: hm, guests: guests)
     }
+}
+
+/// VMCOREINFO_XEN as Xen 4.17 writes it (common/kexec.c, arch/x86/machine_kexec.c): its keys,
+/// the sizes and offsets of the real note, the symbols' addresses given; NUL-padded to 4068
+/// bytes as on the real dump.
+func xenVMCoreInfoNote(domainList: UInt64, frameTable: UInt64, maxPage: UInt64, domXen: UInt64, domIO: UInt64, pgdL4: UInt64) -> [UInt8] {
+    let text = """
+    PAGESIZE=4096
+    SYMBOL(domain_list)=\(hex(domainList))
+    SYMBOL(frame_table)=\(hex(frameTable))
+    SYMBOL(max_page)=\(hex(maxPage))
+    SIZE(page_info)=32
+    SIZE(domain)=2304
+    OFFSET(page_info.count_info)=8
+    OFFSET(page_info._domain)=24
+    OFFSET(domain.domain_id)=0
+    OFFSET(domain.next_in_list)=136
+    SYMBOL(dom_xen)=\(hex(domXen))
+    SYMBOL(dom_io)=\(hex(domIO))
+    SYMBOL(pgd_l4)=\(hex(pgdL4))
+
+    """
+    return elfNote(name: "VMCOREINFO_XEN", type: 0, desc: Array(text.utf8) + [UInt8](repeating: 0, count: 4068 - text.utf8.count))
 }
