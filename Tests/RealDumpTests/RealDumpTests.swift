@@ -400,6 +400,18 @@ struct RealDumpTests {
             let cb = try crash(hostDump), ca = try crash(copy)
             #expect(cb == ca && ca.contains("RELEASE:"), "crash differs on the host dump with three notes:\n\(cb)\n---\n\(ca)")
         }
+        // What `domains` prints for crash: each domU's frame-list-list mfn opens that guest in
+        // crash 8.0.2 (`--p2m_mfn`), whose `mod` is the guest's /proc/modules, not dom0's.
+        if FileManager.default.fileExists(atPath: realDir + "/vmlinux") {
+            for (name, id) in ids {
+                let fll = try #require(rows.first { $0["id"] as? Int == Int(id) }?["fllMfn"] as? String)
+                let c = try runTool(["crash", "-s", "--p2m_mfn", fll, realDir + "/vmlinux", hostDump], stdin: "mod\nq\n")
+                let got = Set(c.stdout.split(separator: "\n").compactMap { l -> String? in
+                    let f = l.split(separator: " "); return f.count >= 2 && f[0].hasPrefix("ffffffff") ? String(f[1]) : nil })
+                let want = Set(try String(contentsOfFile: truth + "/\(name)/modules.txt", encoding: .utf8).split(separator: "\n").map { String($0.split(separator: " ")[0]) })
+                #expect(got == want, "crash --p2m_mfn \(fll) (\(name)): mod \(got.sorted()) vs \(want.sorted()); \(c.stderr.suffix(200))")
+            }
+        }
         // --all-domains: every guest's note in one go (dom0's FOREIGN grant mappings are not in
         // Xen's M2P; the cross-check says it cannot see them rather than differ).
         var all = EmitOptions(input: hostDump); all.systemMap = realMap
