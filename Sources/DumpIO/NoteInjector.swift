@@ -137,7 +137,7 @@ public final class NoteInjector {
         let existing = try dump.p2mNote(domain: target)
         switch action {
         case .add where existing != nil:
-            throw DumpError(path, offset: existing?.fileOffset, "the dump already carries a p2mnote note; use --replace or --remove")
+            throw DumpError(path, offset: existing?.fileOffset, "the dump already carries a p2mnote note\(Self.forDomain(target)); use --replace or --remove")
         case .remove where existing == nil:
             throw DumpError(path, "the dump carries no p2mnote note to remove")
         default: break
@@ -174,6 +174,8 @@ public final class NoteInjector {
         }
         undo = []
     }
+
+    static func forDomain(_ d: UInt32?) -> String { d.map { $0 == .max ? "" : " for domain \($0)" } ?? "" }
 
     /// The domain whose note this run adds, replaces or removes: a new note's own (refusing a
     /// non-p2mnote input early), else the one asked for.
@@ -371,7 +373,7 @@ public final class NoteInjector {
         guard k.headerVersion >= 4 else { throw DumpError(path, offset: 8, "header_version \(k.headerVersion) has no note fields (needs 4 or later)") }
         let existing = try k.p2mNote(domain: try targetDomain(note: note, domain: domain, action: action))
         switch action {
-        case .add where existing != nil: throw DumpError(path, offset: existing?.fileOffset, "the dump already carries a p2mnote note; use --replace or --remove")
+        case .add where existing != nil: throw DumpError(path, offset: existing?.fileOffset, "the dump already carries a p2mnote note\(Self.forDomain(existing.map { P2MNote.domainID(ofElfNoteDescriptor: $0.desc) })); use --replace or --remove")
         case .remove where existing == nil: throw DumpError(path, "the dump carries no p2mnote note to remove")
         default: break
         }
