@@ -97,6 +97,35 @@ import Translation
         #expect(r.summary.counts.mfn == g1.pages)
     }
 
+    /// PDX compression on (RAM above 3 GiB from 64 GiB up: pfn bits 20–23 unused, squeezed out
+    /// of the frame table and the direct map): inferred from Xen's direct map, every guest found
+    /// and rebuilt as the generator laid it out.
+    @Test func pdxCompressedHost() throws {
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let h = try Self.host(d) {
+            $0.machineMiB = 4096; $0.pdxHole = (bottom: 20, bits: 4)
+            $0.guests = [HostGuestSpec(domainID: 0, mib: 512, profile: .dom0), HostGuestSpec(domainID: 1, mib: 256, profile: .fragmented),
+                         HostGuestSpec(domainID: 2, mib: 192, profile: .ballooned)]
+        }
+        #expect(h.manifest.pdxBits == 4 && h.manifest.maxPage > 1 << 24 && h.manifest.maxPdx < 1 << 21)
+        let s = try AnalyzerSession(AnalyzerOptions(dump: h.path))
+        let out = try s.execute(["domains"])
+        #expect(out.text.contains("pfn bits 20–23"), Comment(rawValue: out.text))
+        let rows = try #require((out.json as? [String: Any])?["domains"] as? [[String: Any]])
+        for g in h.manifest.guests {
+            let r = try #require(rows.first { $0["id"] as? Int == Int(g.domainID) && $0["system"] as? Bool == false })
+            #expect(r["pages"] as? Int == Int(g.pages) && r["address"] as? String == "0x" + String(g.domainAddress, radix: 16), "dom\(g.domainID): \(r)")
+            var o = EmitOptions(input: h.path); o.domain = g.domainID; o.systemMap = g.systemMap
+            let e = try Emitter.emit(o)
+            #expect(e.note.header.mapDigest == g.p2mDigest && e.summary.crossCheck?.agrees == true, "dom\(g.domainID): \(String(describing: e.summary.crossCheck))")
+        }
+        let scan = try s.execute(["domains", "--scan"])
+        let srows = try #require((scan.json as? [String: Any])?["domains"] as? [[String: Any]])
+        for g in h.manifest.guests { #expect(srows.first { $0["id"] as? Int == Int(g.domainID) }?["pages"] as? Int == Int(g.pages), "scan dom\(g.domainID)") }
+        let py = try runTool(["/usr/bin/python3", "-c", libkdumpfileSampleScript, h.path, h.guests[1].manifestPath])
+        #expect(py.stdout.contains("bad 0"), "libkdumpfile: \(py.stdout) \(py.stderr)")
+    }
+
     /// Hostile Xen tables: each a clear error (or, for orphaned frames, a warning), never a trap or a hang.
     @Test func hostileXenTables() throws {
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }

@@ -38,12 +38,14 @@ struct MachineLayout {
     /// What the dump holds: RAM minus the crash region.
     var loads: [FrameRange] = []
 
-    init(machinePages: UInt64) {
+    /// `highStart`: where RAM above the PCI hole resumes (4 GiB on a PC; higher, with a hole of
+    /// unused address bits below it, on the machines where Xen compresses pdx).
+    init(machinePages: UInt64, highStart: UInt64 = 0x100000) {
         if machinePages <= 0xC0000 {
             ram = [FrameRange(start: 0, count: 0x9f), FrameRange(start: 0x100, count: machinePages - 0x100)]
         } else {
             ram = [FrameRange(start: 0, count: 0x9f), FrameRange(start: 0x100, count: 0xC0000 - 0x100),
-                   FrameRange(start: 0x100000, count: machinePages - 0xC0000)]
+                   FrameRange(start: highStart, count: machinePages - 0xC0000)]
         }
         let low = ram[1]
         let crashPages = min(UInt64(256 << 8), max(UInt64(16 << 8), machinePages / 8)) & ~0x1ff

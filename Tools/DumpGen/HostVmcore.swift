@@ -43,6 +43,11 @@ public struct HostDumpOptions: Sendable {
     public var cpus = 2
     /// xen_p2m_size of every guest (default: what its RAM needs, 2^27 for dom0).
     public var nrPfns: UInt64? = nil
+    /// PDX compression on: RAM above 3 GiB starts at pfn 2^(bottom + hole) instead of 4 GiB, so
+    /// pfn bits bottom..bottom+hole−1 are zero in every RAM frame and Xen squeezes them out
+    /// (xen/common/pdx.c); the frame table and the direct map are indexed by the compressed pdx.
+    /// Needs a machine of more than 3 GiB.
+    public var pdxHole: (bottom: UInt64, bits: UInt64)? = nil
     public var kernel = KernelOptions()
     public init() {}
 }
@@ -67,6 +72,10 @@ public struct HostManifest: Codable, Sendable {
     public var xenPhysStart: UInt64
     public var frameTableMfn: UInt64
     public var m2pMfn: UInt64
+    /// PDX compression laid out: pfn bits pdxBottom… (pdxBits of them) squeezed out; 0: none.
+    public var pdxBottom: UInt64 = 0
+    public var pdxBits: UInt64 = 0
+    public var maxPdx: UInt64 = 0
     public var guests: [Guest]
 }
 
@@ -92,12 +101,31 @@ extension DumpGenerator {
         guard let first = o.guests.first, first.domainID == 0 else { throw GenError.parameter("the first guest must be dom0 (domain 0)") }
         guard Set(o.guests.map(\.domainID)).count == o.guests.count else { throw GenError.parameter("domain ids must be distinct") }
         let machinePages = o.machineMiB << 8
-        let machine = MachineLayout(machinePages: machinePages)
+        var pdxBottom: UInt64 = 0, pdxBits: UInt64 = 0
+        if let h = o.pdxHole {
+            guard machinePages > 0xC0000, h.bottom >= 20, h.bits >= 1, h.bottom + h.bits < 40 else {
+                throw GenError.parameter("PDX compression needs a machine above 3 GiB and a hole of pfn bits from 20 up")
+            }
+            pdxBottom = h.bottom; pdxBits = h.bits
+        }
+        // pfn_to_pdx of xen/common/pdx.c with those bits squeezed out (identity without a hole).
+        func pdx(_ p: UInt64) -> UInt64 {
+            guard pdxBits > 0 else { return p }
+            let bottom = (UInt64(1) << pdxBottom) - 1, top = ~((UInt64(1) << (pdxBottom + pdxBits)) - 1)
+            return (p & bottom) | ((p & top) >> pdxBits)
+        }
+        func pfnOfPdx(_ x: UInt64) -> UInt64 {
+            guard pdxBits > 0 else { return x }
+            let bottom = (UInt64(1) << pdxBottom) - 1, top = ~((UInt64(1) << (pdxBottom + pdxBits)) - 1)
+            return (x & bottom) | ((x << pdxBits) & top)
+        }
+        let machine = MachineLayout(machinePages: machinePages, highStart: pdxBits > 0 ? 1 << (pdxBottom + pdxBits) : 0x100000)
         let maxPage = machine.ram.map(\.end).max() ?? 0
+        let maxPdx = pdx(maxPage - 1) + 1
         let xenPhysStart = machine.xen.start << 12
         // Xen's heap: the frame table and the M2P (2 MiB aligned, for 2 MiB mappings), then
         // a page per struct domain, shared_info and grant frame. Carved from the top of free RAM.
-        let ftPages = roundUp(maxPage * 32, 1 << 21) >> 12, m2pPages = roundUp(maxPage * 8, 1 << 21) >> 12
+        let ftPages = roundUp(maxPdx * 32, 1 << 21) >> 12, m2pPages = roundUp(maxPage * 8, 1 << 21) >> 12
         let heapPages = ftPages + m2pPages + 512
         var free = machine.free
         guard let bigIndex = free.indices.max(by: { free[$0].count < free[$1].count }), free[bigIndex].count > heapPages + 1024 else {
@@ -223,20 +251,22 @@ extension DumpGenerator {
         }
         try page(l3x, l3xEntries)
         var l4Entries: [(Int, UInt64)] = [(XenVA.l4(XenVA.m2p) * 8, (l3x << 12) | rw)]
-        let gib = (maxPage + 0x3ffff) >> 18
+        // The direct map by pdx: GiB g of it maps the machine GiB whose first frame has pdx g·2^18
+        // (a hole starts at pfn bit 20 or above, so a GiB never straddles it).
+        let gib = (maxPdx + 0x3ffff) >> 18
         var g: UInt64 = 0
         while g < gib {
             let t = nextTable; nextTable += 1
             var e: [(Int, UInt64)] = []
             var i: UInt64 = 0
-            while i < 512 && g + i < gib { e.append((Int(i) * 8, ((g + i) << 30) | rw | pse)); i += 1 }
+            while i < 512 && g + i < gib { e.append((Int(i) * 8, (pfnOfPdx((g + i) << 18) << 12) | rw | pse)); i += 1 }
             try page(t, e)
             l4Entries.append((XenVA.l4(XenVA.directMap + (g << 30)) * 8, (t << 12) | rw))
             g += 512
         }
         try page(l4, l4Entries)
         guard nextTable < vars else { throw GenError.parameter("Xen's page tables do not fit below its variables") }
-        func dva(_ mfn: UInt64) -> UInt64 { XenVA.directMap + (mfn << 12) }
+        func dva(_ mfn: UInt64) -> UInt64 { XenVA.directMap + (pdx(mfn) << 12) }
         let ordered = placed.sorted { $0.spec.domainID < $1.spec.domainID }
         try page(vars, [(Int(domainListVar), dva(ordered[0].dom)), (Int(frameTableVar), XenVA.frameTable), (Int(maxPageVar), maxPage),
                         (Int(domXenVar), dva(domXen)), (Int(domIOVar), dva(domIO))])
@@ -261,11 +291,11 @@ extension DumpGenerator {
         }
         // Frame table and M2P, a chunk of frames at a time.
         struct Own { var mfn: UInt64; var pfn: UInt64; var count: UInt64; var down: Bool; var owner: UInt32 }
-        var own: [Own] = placed.flatMap { p in p.runs.map { Own(mfn: $0.mfn, pfn: $0.pfn, count: $0.count, down: $0.down, owner: UInt32(p.dom)) } }
+        var own: [Own] = placed.flatMap { p in p.runs.map { Own(mfn: $0.mfn, pfn: $0.pfn, count: $0.count, down: $0.down, owner: UInt32(pdx(p.dom))) } }
         own.sort { $0.mfn < $1.mfn }
         var xenHeap: [UInt64: (UInt32, UInt64)] = [:]            // mfn → (owner, count_info)
         let heapBits: UInt64 = 1 << 63 | 1 << 62
-        for p in placed { xenHeap[p.shinfo] = (UInt32(p.dom), heapBits | 2); xenHeap[p.grant] = (UInt32(p.dom), heapBits | 1) }
+        for p in placed { xenHeap[p.shinfo] = (UInt32(pdx(p.dom)), heapBits | 2); xenHeap[p.grant] = (UInt32(pdx(p.dom)), heapBits | 1) }
         var freeFrames = pool.ranges[pool.index...].map { $0 }
         freeFrames.sort { $0.start < $1.start }
         let chunk: UInt64 = 1 << 16
@@ -288,8 +318,8 @@ extension DumpGenerator {
                 j += 1
             }
             // The dom_io low megabyte, the M2P's pages (dom_xen), Xen's heap pages.
-            for f in stride(from: c, to: min(c + n, 0x100), by: 1) { set(f, count: 1 << 63 | 1, owner: UInt32(domIO), type: 7 << 61 | 1 << 58 | 1) }
-            for f in stride(from: max(c, m2pMfn), to: min(c + n, m2pMfn + m2pPages), by: 1) { set(f, count: heapBits | 1, owner: UInt32(domXen), type: 1 << 58 | 1) }
+            for f in stride(from: c, to: min(c + n, 0x100), by: 1) { set(f, count: 1 << 63 | 1, owner: UInt32(pdx(domIO)), type: 7 << 61 | 1 << 58 | 1) }
+            for f in stride(from: max(c, m2pMfn), to: min(c + n, m2pMfn + m2pPages), by: 1) { set(f, count: heapBits | 1, owner: UInt32(pdx(domXen)), type: 1 << 58 | 1) }
                         for (f, v) in xenHeap where f >= c && f < c + n { set(f, count: v.1, owner: v.0, type: 7 << 61 | 1 << 58 | 1) }
             // Guests' frames.
             while oi < own.count && own[oi].mfn + own[oi].count <= c { oi += 1 }
@@ -304,17 +334,20 @@ extension DumpGenerator {
                 k += 1
             }
             // Each table's entries for frames c… into its own machine pages, page by page.
-            func place(_ b: UnsafeRawBufferPointer, table: UInt64, entry: UInt64) throws {
+            func place(_ b: UnsafeRawBufferPointer, base: UInt64, table: UInt64, entry: UInt64) throws {
                 var done = 0
                 while done < b.count {
-                    let byte = (c + UInt64(done) / entry) * entry
+                    let byte = (base + UInt64(done) / entry) * entry
                     let pageOff = Int(byte & 0xfff), inPage = min(b.count - done, 4096 - pageOff)
                     try out.write(at: try fo(table + byte >> 12) + UInt64(pageOff), UnsafeRawBufferPointer(rebasing: b[done..<done + inPage]))
                     done += inPage
                 }
             }
-            try ft.withUnsafeBytes { try place($0, table: ftMfn, entry: 32) }
-            try m2.withUnsafeBytes { try place($0, table: m2pMfn, entry: 8) }
+            // The frame table by pdx (frames in the hole have none), the M2P by mfn.
+            if pdx(c) == pdx(c + n - 1) - (n - 1) && pfnOfPdx(pdx(c)) == c {
+                try ft.withUnsafeBytes { try place($0, base: pdx(c), table: ftMfn, entry: 32) }
+            }
+            try m2.withUnsafeBytes { try place($0, base: c, table: m2pMfn, entry: 8) }
             c += n
         }
         try out.close()
@@ -334,7 +367,8 @@ extension DumpGenerator {
                               maxPfn: p.maxPfn, fllMfn: p.fll, cr3: p.cr3, sharedInfoMfn: p.shinfo, domainAddress: dva(p.dom),
                               p2mDigest: m.p2mDigest, systemMap: gd.systemMapPath, manifest: gd.manifestPath))
         }
-        let hm = HostManifest(machinePages: machinePages, maxPage: maxPage, xenPhysStart: xenPhysStart, frameTableMfn: ftMfn, m2pMfn: m2pMfn, guests: rows)
+        let hm = HostManifest(machinePages: machinePages, maxPage: maxPage, xenPhysStart: xenPhysStart, frameTableMfn: ftMfn, m2pMfn: m2pMfn,
+                              pdxBottom: pdxBottom, pdxBits: pdxBits, maxPdx: maxPdx, guests: rows)
         let manPath = path + ".manifest.json"
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try enc.encode(hm).write(to: URL(fileURLWithPath: manPath))

@@ -15,11 +15,13 @@
 //     OFFSET(page_info._domain) as the pdx of the owning struct domain's direct-map address.
 //   - The read-write M2P at 0xffff828000000000: one 8-byte gpfn per machine frame, indexed by mfn;
 //     ~0 is INVALID, ~0 − 1 SHARED.
-//   - The direct map at 0xffff830000000000. PDX compression (xen/common/pdx.c) is set at boot
-//     from the SRAT and is not in VMCOREINFO_XEN: it is inferred from the dump instead — every
-//     PT_LOAD's first and last frame must sit at its own offset in the direct map (pdx == mfn).
-//     A dump where they do not is refused with a message saying so (compression is only used on
-//     machines with RAM above 4 GiB and an SRAT that leaves a hole in the address bits).
+//   - The direct map at 0xffff830000000000, indexed by pdx like the frame table. PDX compression
+//     (xen/common/pdx.c: one run of address bits that no RAM uses, squeezed out) is set at boot
+//     from the SRAT and is not in VMCOREINFO_XEN: it is inferred from Xen's own direct-map page
+//     tables instead — every leaf maps a pdx range onto a machine range — by finding the one
+//     (bottom bits, hole bits) pair under which pfn_to_pdx maps every leaf's first and last frame
+//     where the leaf says (pdx.c's pfn_to_pdx: (p & bottom) | ((p & top) >> hole)). The M2P
+//     stays indexed by mfn.
 //   - A domain's shared_info is a Xen-heap page it owns; its arch part (offset 3088 on x86_64,
 //     public ABI) holds max_pfn, pfn_to_mfn_frame_list_list, p2m_cr3, p2m_vaddr, p2m_generation,
 //     which a Linux PV guest fills for dump tools (Xen commit 50bd1f08). It is found by scanning
@@ -28,6 +30,20 @@
 import DumpIO
 import Foundation
 import P2MFormat
+
+/// PDX compression: `holeBits` address bits from `bottomBits` up, squeezed out (0: none).
+public struct XenPDX: Sendable, Equatable, Codable {
+    public var bottomBits: UInt64
+    public var holeBits: UInt64
+    public static let none = XenPDX(bottomBits: 0, holeBits: 0)
+    public init(bottomBits: UInt64, holeBits: UInt64) { self.bottomBits = bottomBits; self.holeBits = holeBits }
+    var bottomMask: UInt64 { holeBits == 0 ? .max : (1 << bottomBits) - 1 }
+    var topMask: UInt64 { holeBits == 0 ? 0 : ~((1 << (bottomBits + holeBits)) - 1) }
+    @inline(__always) public func pdx(ofMfn p: UInt64) -> UInt64 { holeBits == 0 ? p : (p & bottomMask) | ((p & topMask) >> holeBits) }
+    @inline(__always) public func mfn(ofPdx x: UInt64) -> UInt64 { holeBits == 0 ? x : (x & bottomMask) | ((x << holeBits) & topMask) }
+    /// Whether a frame has a pdx at all (frames in the hole have none).
+    public func hasPdx(_ p: UInt64) -> Bool { holeBits == 0 || mfn(ofPdx: pdx(ofMfn: p)) == p }
+}
 
 public enum XenLayout {
     public static let m2pStart: UInt64 = 0xffff_8280_0000_0000
@@ -80,6 +96,10 @@ public final class XenHost {
     public let pageTables: KernelPageTables
     public let frameTable: UInt64
     public let maxPage: UInt64
+    /// PDX compression as inferred from the direct map; frame table entries and direct-map pages
+    /// are indexed by pdx, up to `maxPdx`.
+    public private(set) var pdx = XenPDX.none
+    public private(set) var maxPdx: UInt64 = 0
     let pageInfoSize: UInt64, countInfoOffset: UInt64, ownerOffset: UInt64, domainIdOffset: UInt64, nextOffset: UInt64
     private var scanned: [XenDomain]?
     /// Allocated frames whose owner is no domain of the list (a domain being destroyed, or a
@@ -126,25 +146,67 @@ public final class XenHost {
             frameTable = try pageTables.readU64(KVAddr(ft))
             maxPage = try pageTables.readU64(KVAddr(mp))
         } catch { throw TranslationError("\(p): cannot read frame_table/max_page through Xen's idle page tables at machine 0x\(String(root, radix: 16)): \(error)") }
-        // The direct map spans 5 TiB (non-BIGMEM): no more frames than that.
-        guard maxPage > 0, maxPage <= 0x5000_0000 else { throw TranslationError("\(p): Xen's max_page 0x\(String(maxPage, radix: 16)) is implausible (the direct map holds at most 0x50000000 frames)") }
-        try checkNoPDXCompression()
+        guard maxPage > 0, maxPage < 1 << 40 else { throw TranslationError("\(p): Xen's max_page 0x\(String(maxPage, radix: 16)) is implausible") }
+        pdx = try inferPDX()
+        maxPdx = pdx.pdx(ofMfn: maxPage - 1) + 1
+        // The direct map spans 5 TiB (non-BIGMEM): no more pdx than that.
+        guard maxPdx <= 0x5000_0000 else { throw TranslationError("\(p): Xen's max_page 0x\(String(maxPage, radix: 16)) needs pdx 0x\(String(maxPdx, radix: 16)), beyond the 5 TiB direct map") }
     }
 
-    /// pdx == mfn: each PT_LOAD's first and last whole frame sits at its own offset in the direct map.
-    private func checkNoPDXCompression() throws {
-        for s in dump.memory.segments {
-            let first = (s.start + 0xfff) >> 12, last = s.end >> 12
-            guard first < last else { continue }
-            for f in [first, last - 1] where f < maxPage {
-            // (maxPage ≤ 0x50000000, so the direct-map address does not wrap)
-                guard let m = try? pageTables.translate(KVAddr(XenLayout.directMapStart &+ f << 12)) else { continue }
-                guard m.rawValue >> 12 == f else {
-                    throw TranslationError("\(dump.path): Xen's direct map puts machine frame 0x\(String(m.rawValue >> 12, radix: 16)) at pdx 0x\(String(f, radix: 16)): PDX compression is on in this Xen, which p2mnote cannot read yet")
+    /// The direct map's leaves as (pdx, mfn, frames) runs, from Xen's idle page tables.
+    func directMapRuns() throws -> [(pdx: UInt64, mfn: UInt64, count: UInt64)] {
+        var runs: [(pdx: UInt64, mfn: UInt64, count: UInt64)] = []
+        let mem = dump.memory
+        func table(_ mfn: UInt64) throws -> [UInt64] {
+            let b = try mem.readBytes(MachAddr(mfn << 12), count: 4096)
+            return b.withUnsafeBytes { r in (0..<512).map { UInt64(littleEndian: r.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self)) } }
+        }
+        func add(_ pdx: UInt64, _ mfn: UInt64, _ n: UInt64) {
+            if let l = runs.last, l.pdx + l.count == pdx, l.mfn + l.count == mfn { runs[runs.count - 1].count += n } else { runs.append((pdx, mfn, n)) }
+        }
+        let present: UInt64 = 1, pse: UInt64 = 1 << 7, mask: UInt64 = 0x000f_ffff_ffff_f000
+        let l4 = try table(pageTables.root.rawValue >> 12)
+        var leaves = 0
+        for s4 in 262..<272 where l4[s4] & present != 0 {             // 5 TiB of direct map
+            let base4 = UInt64(s4 - 262) << 27                          // pdx of the slot's start
+            let l3 = try table((l4[s4] & mask) >> 12)
+            for i3 in 0..<512 where l3[i3] & present != 0 {
+                let p3 = base4 + UInt64(i3) << 18
+                if l3[i3] & pse != 0 { add(p3, (l3[i3] & mask & ~0x3fff_ffff) >> 12, 1 << 18); leaves += 1; continue }
+                let l2 = try table((l3[i3] & mask) >> 12)
+                for i2 in 0..<512 where l2[i2] & present != 0 {
+                    let p2 = p3 + UInt64(i2) << 9
+                    if l2[i2] & pse != 0 { add(p2, (l2[i2] & mask & ~0x1f_ffff) >> 12, 512); leaves += 1; continue }
+                    let l1 = try table((l2[i2] & mask) >> 12)
+                    for i1 in 0..<512 where l1[i1] & present != 0 { add(p2 + UInt64(i1), (l1[i1] & mask) >> 12, 1); leaves += 1 }
                 }
+                guard leaves < 1 << 24 else { throw TranslationError("\(dump.path): Xen's direct map has more than 2^24 leaves") }
             }
         }
+        return runs
     }
+
+    /// PDX compression from the direct map: none when every leaf maps pdx onto the same mfn, else
+    /// the one (bottom, hole) pair consistent with every leaf's ends.
+    private func inferPDX() throws -> XenPDX {
+        let runs: [(pdx: UInt64, mfn: UInt64, count: UInt64)]
+        do { runs = try directMapRuns() } catch {
+            throw TranslationError("\(dump.path): Xen's direct map (0xffff830000000000, for PDX compression) cannot be read through its idle page tables: \(error)")
+        }
+        guard !runs.isEmpty else { throw TranslationError("\(dump.path): Xen's idle page tables map no direct map") }
+        if runs.allSatisfy({ $0.pdx == $0.mfn }) { return .none }
+        for b in UInt64(18)..<52 {
+            for h in UInt64(1)..<(52 - b) {
+                let x = XenPDX(bottomBits: b, holeBits: h)
+                if runs.allSatisfy({ x.pdx(ofMfn: $0.mfn) == $0.pdx && x.pdx(ofMfn: $0.mfn + $0.count - 1) == $0.pdx + $0.count - 1 }) { return x }
+            }
+        }
+        let r = runs.first { $0.pdx != $0.mfn }!
+        throw TranslationError("\(dump.path): Xen's direct map puts machine frame 0x\(String(r.mfn, radix: 16)) at pdx 0x\(String(r.pdx, radix: 16)), and no PDX compression (one hole of address bits, xen/common/pdx.c) explains all \(runs.count) of its ranges")
+    }
+
+    /// The direct-map address of a machine frame.
+    @inline(__always) func directMap(_ mfn: UInt64) -> UInt64 { XenLayout.directMapStart &+ pdx.pdx(ofMfn: mfn) << 12 }
 
     public func readU64(_ va: UInt64) throws -> UInt64 { try pageTables.readU64(KVAddr(va)) }
 
@@ -155,7 +217,7 @@ public final class XenHost {
         guard let head = info.symbol("domain_list") else { throw TranslationError("\(dump.path): no SYMBOL(domain_list)") }
         var d = try readU64(head)
         while d != 0 {
-            guard d >= XenLayout.directMapStart, d < XenLayout.directMapStart + maxPage << 12, d & 0x7 == 0, seen.count < 32768 else {
+            guard d >= XenLayout.directMapStart, d < XenLayout.directMapStart + maxPdx << 12, d & 0x7 == 0, seen.count < 32768 else {
                 throw TranslationError("\(dump.path): the domain list reaches 0x\(String(d, radix: 16)) after \(seen.count) domains: outside Xen's direct map or too long")
             }
             guard seen.insert(d).inserted else {
@@ -167,7 +229,7 @@ public final class XenHost {
         }
         for name in ["dom_xen", "dom_io"] {
             if let s = info.symbol(name), let a = try? readU64(s), a >= XenLayout.directMapStart,
-               a < XenLayout.directMapStart + maxPage << 12, !seen.contains(a),
+               a < XenLayout.directMapStart + maxPdx << 12, !seen.contains(a),
                let id = try? readU64(a &+ domainIdOffset) { out.append((UInt16(id & 0xffff), a, true)) }
         }
         return out
@@ -180,13 +242,17 @@ public final class XenHost {
                     _ body: (_ first: UInt64, _ pageInfo: UnsafeRawBufferPointer, _ m2p: UnsafeBufferPointer<UInt64>?) throws -> Void) throws {
         var pi = [UInt8](repeating: 0, count: chunk * Int(pageInfoSize))
         var m2p = [UInt64](repeating: 0, count: chunk)
-        var f: UInt64 = 0
-        while f < maxPage {
+        // The frame table goes by pdx, the M2P by mfn; a chunk of 65536 pdx never straddles the
+        // hole (it starts at bit 18 or above), so its frames are consecutive mfns.
+        var x: UInt64 = 0
+        while x < maxPdx {
             try Interrupt.check()
-            let n = Int(min(UInt64(chunk), maxPage - f))
+            let n = Int(min(UInt64(chunk), maxPdx - x))
+            let f = pdx.mfn(ofPdx: x)
+            defer { x += UInt64(n) }
             do {
-                try pi.withUnsafeMutableBytes { try pageTables.read(KVAddr(frameTable &+ f &* pageInfoSize), into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<(n * Int(pageInfoSize))])) }
-            } catch { missing(f, UInt64(n), error); f += UInt64(n); continue }
+                try pi.withUnsafeMutableBytes { try pageTables.read(KVAddr(frameTable &+ x &* pageInfoSize), into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<(n * Int(pageInfoSize))])) }
+            } catch { missing(f, UInt64(n), error); continue }
             var m2pOK = true
             do {
                 try m2p.withUnsafeMutableBytes { try pageTables.read(KVAddr(XenLayout.m2pStart &+ f &* 8), into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<(n * 8)])) }
@@ -196,7 +262,6 @@ public final class XenHost {
                     try body(f, UnsafeRawBufferPointer(rebasing: p[0..<(n * Int(pageInfoSize))]), m2pOK ? UnsafeBufferPointer(rebasing: m[0..<n]) : nil)
                 }
             }
-            f += UInt64(n)
         }
     }
 
@@ -273,8 +338,8 @@ public final class XenHost {
     private func domainsFromStructs(_ l: DomainLayout) throws -> [XenDomain]? {
         var out: [XenDomain] = []
         for d in try domainList() {
-            let pdx = UInt32(truncatingIfNeeded: (d.address - XenLayout.directMapStart) >> 12)
-            var x = XenDomain(id: d.id, address: d.address, ownerPdx: pdx, system: d.system)
+            let owner = UInt32(truncatingIfNeeded: (d.address - XenLayout.directMapStart) >> 12)
+            var x = XenDomain(id: d.id, address: d.address, ownerPdx: owner, system: d.system)
             let counts = try readU64(d.address &+ l.totPages)
             x.pages = counts & 0xffff_ffff
             x.xenHeapPages = try readU64(d.address &+ l.xenHeapPages) & 0xffff_ffff
@@ -282,10 +347,10 @@ public final class XenHost {
             if !d.system {
                 let si = try readU64(d.address &+ l.sharedInfo)
                 guard si >= XenLayout.directMapStart, si & 0xfff == 0 else { return nil }
-                let mfn = (si - XenLayout.directMapStart) >> 12
+                let mfn = pdx.mfn(ofPdx: (si - XenLayout.directMapStart) >> 12)
                 guard mfn < maxPage else { return nil }
                 let pg = try frameInfo(mfn)
-                guard pg.allocated, pg.xenHeap, pg.owner == pdx else { return nil }   // shared_info is its own Xen-heap page
+                guard pg.allocated, pg.xenHeap, pg.owner == owner else { return nil }   // shared_info is its own Xen-heap page
                 let a = try readArch(mfn: mfn)
                 if a.fllMfn != 0 || a.p2mCr3 != 0 { x.sharedInfoMfn = MFN(mfn); x.arch = a }
             }
@@ -295,13 +360,14 @@ public final class XenHost {
     }
 
     func readArch(mfn: UInt64) throws -> XenArchSharedInfo {
-        let a = XenLayout.directMapStart &+ mfn << 12 &+ UInt64(XenLayout.sharedInfoArchOffset)
+        let a = directMap(mfn) &+ UInt64(XenLayout.sharedInfoArchOffset)
         return XenArchSharedInfo(maxPfn: try readU64(a), fllMfn: try readU64(a &+ 8), p2mCr3: try readU64(a &+ 24),
                                  p2mVaddr: try readU64(a &+ 32), p2mGeneration: try readU64(a &+ 40))
     }
 
     public func frameInfo(_ mfn: UInt64) throws -> XenPageInfo {
-        let b = try pageTables.readBytes(KVAddr(frameTable &+ mfn &* pageInfoSize), count: Int(pageInfoSize))
+        guard pdx.hasPdx(mfn) else { throw TranslationError("machine frame 0x\(String(mfn, radix: 16)) lies in the PDX hole: no RAM there") }
+        let b = try pageTables.readBytes(KVAddr(frameTable &+ pdx.pdx(ofMfn: mfn) &* pageInfoSize), count: Int(pageInfoSize))
         return b.withUnsafeBytes { pageInfo($0, 0) }
     }
 
