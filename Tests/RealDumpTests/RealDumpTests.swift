@@ -400,6 +400,13 @@ struct RealDumpTests {
             let cb = try crash(hostDump), ca = try crash(copy)
             #expect(cb == ca && ca.contains("RELEASE:"), "crash differs on the host dump with three notes:\n\(cb)\n---\n\(ca)")
         }
+        // With Xen's own symbols (xen-syms.map from xen-hypervisor-4.17-amd64-dbg): they are this
+        // Xen's, and its PDX variables say what the direct map said (no compression here).
+        if FileManager.default.fileExists(atPath: realDir + "/xen-syms.map") {
+            var xo = AnalyzerOptions(dump: hostDump); xo.xenSyms = realDir + "/xen-syms.map"
+            let t = try AnalyzerSession(xo).execute(["domains"]).text
+            #expect(t.contains("pfn_pdx_hole_shift (0)") && t.contains("agree with the direct map") && t.contains("no compression"), Comment(rawValue: t))
+        } else { FileHandle.standardError.write(Data("LOUD: no xen-syms.map in \(realDir): the --xen-syms check did not run\n".utf8)) }
         // What `domains` prints for crash: each domU's frame-list-list mfn opens that guest in
         // crash 8.0.2 (`--p2m_mfn`), whose `mod` is the guest's /proc/modules, not dom0's.
         if FileManager.default.fileExists(atPath: realDir + "/vmlinux") {

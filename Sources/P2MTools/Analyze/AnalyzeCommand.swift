@@ -37,6 +37,7 @@ public struct AnalyzeCommand: ParsableCommand {
     @Option(help: "MFN of the frame-list-list page (hex).") var p2mMfn: HexNumber?
     @Flag(help: "Ignore the p2mnote note (use the dump's own tables).") var noNote = false
     @Option(help: "Read this domain of a crashed Xen host's dump (see the `domains` command).") var domain: UInt16?
+    @Option(help: "Xen's symbols (xen-syms or xen-syms.map from xen-hypervisor-*-dbg): optional; checks what Xen's tables were read as.") var xenSyms: String?
     @Flag(help: "JSON output (errors too, on stderr).") var json = false
     @Option(help: "struct module offsets as list,name,core_base,core_size (hex).") var moduleOffsets: String?
 
@@ -70,6 +71,7 @@ public struct AnalyzeCommand: ParsableCommand {
                 guard let m = ModuleOffsets(argument: s, parse: parseHexArg) else { throw ValidationError("--module-offsets wants 4 hex numbers: list,name,core_base,core_size") }
                 g.o.moduleLayout = m
             case "--no-note": g.o.useNote = false
+            case "--xen-syms": g.o.xenSyms = try v()
             case "--domain": let s = try v(); guard let n = UInt16(s) else { throw ValidationError("--domain \(s): not a domain id (0-65535)") }; g.o.domain = n
             case "--json": g.json = true
             default: out.append(w)
@@ -81,7 +83,7 @@ public struct AnalyzeCommand: ParsableCommand {
 
     public func run() throws {
         var o = AnalyzerOptions(dump: dump)
-        o.systemMap = systemMap; o.vmlinux = vmlinux; o.cr3 = cr3?.value; o.p2mMFN = p2mMfn?.value; o.useNote = !noNote; o.domain = domain
+        o.systemMap = systemMap; o.vmlinux = vmlinux; o.cr3 = cr3?.value; o.p2mMFN = p2mMfn?.value; o.useNote = !noNote; o.domain = domain; o.xenSyms = xenSyms
         if let m = moduleOffsets {
             guard let l = ModuleOffsets(argument: m, parse: parseHexArg) else { throw ValidationError("--module-offsets wants 4 hex numbers: list,name,core_base,core_size") }
             o.moduleLayout = l

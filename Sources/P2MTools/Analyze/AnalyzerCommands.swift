@@ -405,11 +405,13 @@ struct Domains: SessionCommand {
         var maxPage: Hex64
         var method: String
         var pdx: XenPDX
+        var xenSymbols: String?
         var orphanPages: UInt64
         var domains: [Row]
         var text: String {
             var t = "xen:        \(xen), max_page \(maxPage); counts from \(method)\n"
             t += "pdx:        " + (pdx.holeBits == 0 ? "no compression (pdx = mfn)" : "address bits \(pdx.bottomBits + 12)–\(pdx.bottomBits + pdx.holeBits + 11) squeezed out (pfn bits \(pdx.bottomBits)–\(pdx.bottomBits + pdx.holeBits - 1))") + ", from Xen's direct map\n"
+            if let x = xenSymbols { t += "xen-syms:   \(x)\n" }
             if orphanPages > 0 { t += "warning:    \(orphanPages) allocated frames name an owner that is in no domain list (a dying domain, or a damaged frame table)\n" }
             t += "  ID  PAGES      PV  MAX_PFN    FLL_MFN    P2M_CR3        SOURCES\n"
             for d in domains {
@@ -438,6 +440,6 @@ struct Domains: SessionCommand {
                             sources: src, note: !d.system && notes.contains(UInt32(d.id))))
         }
         let ci = s.dump.crashInfo
-        return try s.output("domains", Result(xen: ci.map { "Xen \($0.major).\($0.minor)" } ?? "Xen", maxPage: Hex64(host.maxPage), method: host.domainsMethod, pdx: host.pdx, orphanPages: host.orphanPages, domains: rows))
+        return try s.output("domains", Result(xen: ci.map { "Xen \($0.major).\($0.minor)" } ?? "Xen", maxPage: Hex64(host.maxPage), method: host.domainsMethod, pdx: host.pdx, xenSymbols: host.symbolCheck, orphanPages: host.orphanPages, domains: rows))
     }
 }

@@ -19,6 +19,8 @@ public struct AnalyzerOptions: Sendable {
     public var useNote = true
     /// A host dump's domain to read (nil: the dump's own guest).
     public var domain: UInt16?
+    /// Xen's symbols (xen-syms or its .map), optional.
+    public var xenSyms: String?
     public var moduleLayout = ModuleOffsets()
     public init(dump: String) { self.dump = dump }
 }
@@ -66,7 +68,7 @@ public final class AnalyzerSession {
         options = o
         dump = try openDump(path: o.dump)
         symbols = try SymbolTable.forDump(systemMap: o.systemMap, vmlinux: o.vmlinux, dump: dump)
-        var ro = P2MResolverOptions(); ro.cr3 = o.cr3; ro.p2mMFN = o.p2mMFN; ro.useNote = o.useNote; ro.domain = o.domain
+        var ro = P2MResolverOptions(); ro.cr3 = o.cr3; ro.p2mMFN = o.p2mMFN; ro.useNote = o.useNote; ro.domain = o.domain; ro.xenSyms = o.xenSyms
         resolver = P2MResolver(dump: dump, symbols: symbols, options: ro)
         if o.domain != nil { _ = try resolver.domain() }
     }

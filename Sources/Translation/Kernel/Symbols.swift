@@ -146,6 +146,8 @@ public struct SymbolTable: Sendable {
                     DumpError(path, offset: UInt64(pos), "line \(line): expected `ADDRESS TYPE NAME`, got \(String(decoding: UnsafeBufferPointer(rebasing: b[pos..<min(end, pos + 80)]), as: UTF8.self))")
                 }
                 var a: UInt64 = 0, digits = 0
+                // Xen's xen-syms.map writes "0x" before each address; Linux's System.map does not.
+                if i + 2 < end, b[i] == 0x30, b[i + 1] == 0x78 { i += 2 }
                 while i < end, b[i] != 0x20 {
                     let c = b[i]
                     let v: UInt64

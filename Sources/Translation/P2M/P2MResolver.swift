@@ -182,6 +182,8 @@ public struct P2MResolverOptions: Sendable {
     public var useNote = true
     /// A host dump's domain, found in Xen's tables (nil: the dump's own guest, dom0 of a kdump).
     public var domain: UInt16?
+    /// Xen's own symbols (xen-syms or its .map), optional.
+    public var xenSyms: String?
     public init() {}
 }
 
@@ -239,7 +241,7 @@ public final class P2MResolver {
     /// Xen's tables of a host dump.
     public func host() throws -> XenHost {
         if let r = hostResult { return try r.get() }
-        let r = Result { try XenHost(dump: dump) }
+        let r = Result { try XenHost(dump: dump, xenSymbols: try options.xenSyms.map(XenHost.loadSymbols)) }
         hostResult = r
         return try r.get()
     }

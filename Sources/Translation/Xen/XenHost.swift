@@ -106,8 +106,22 @@ public final class XenHost {
     /// damaged frame table): counted, never given to anyone.
     public private(set) var orphanPages: UInt64 = 0
 
-    public init(dump: DumpContainer) throws {
+    /// Xen's own symbols (`--xen-syms`: xen-syms or its .map), when given: checked against
+    /// VMCOREINFO_XEN (the same build) and used to confirm the inferred PDX compression from
+    /// Xen's variables. Nothing needs them.
+    public let xenSymbols: SymbolTable?
+    /// What the symbols confirmed, for people (nil: none given).
+    public private(set) var symbolCheck: String?
+
+    /// Xen's symbols from xen-syms (an ELF, symbol table only in Debian's -dbg) or its .map.
+    public static func loadSymbols(_ path: String) throws -> SymbolTable {
+        let head = (try? OpenFile(path: path).read(offset: 0, count: 4)) ?? []
+        return head == [0x7f, 0x45, 0x4c, 0x46] ? try SymbolTable.vmlinux(path: path) : try SymbolTable.systemMap(path: path)
+    }
+
+    public init(dump: DumpContainer, xenSymbols: SymbolTable? = nil) throws {
         self.dump = dump
+        self.xenSymbols = xenSymbols
         let p = dump.path
         guard let i = dump.vmcoreInfoXen else {
             throw TranslationError("\(p): no VMCOREINFO_XEN note: not the dump of a crashed Xen host (Xen's tables are what finds its domains)", kind: .noDomain)
@@ -149,6 +163,7 @@ public final class XenHost {
         guard maxPage > 0, maxPage < 1 << 40 else { throw TranslationError("\(p): Xen's max_page 0x\(String(maxPage, radix: 16)) is implausible") }
         pdx = try inferPDX()
         maxPdx = pdx.pdx(ofMfn: maxPage - 1) + 1
+        if let xs = xenSymbols { try checkSymbols(xs) }
         // The direct map spans 5 TiB (non-BIGMEM): no more pdx than that.
         guard maxPdx <= 0x5000_0000 else { throw TranslationError("\(p): Xen's max_page 0x\(String(maxPage, radix: 16)) needs pdx 0x\(String(maxPdx, radix: 16)), beyond the 5 TiB direct map") }
     }
@@ -203,6 +218,28 @@ public final class XenHost {
         }
         let r = runs.first { $0.pdx != $0.mfn }!
         throw TranslationError("\(dump.path): Xen's direct map puts machine frame 0x\(String(r.mfn, radix: 16)) at pdx 0x\(String(r.pdx, radix: 16)), and no PDX compression (one hole of address bits, xen/common/pdx.c) explains all \(runs.count) of its ranges")
+    }
+
+    /// The symbols must be this Xen's (VMCOREINFO_XEN's addresses), and Xen's own PDX variables
+    /// (xen/common/pdx.c: pfn_pdx_hole_shift, pfn_pdx_bottom_mask) must say what the direct map said.
+    private func checkSymbols(_ xs: SymbolTable) throws {
+        for name in ["domain_list", "frame_table", "max_page", "pgd_l4"] {
+            guard let want = info.symbol(name) else { continue }
+            let sym = name == "pgd_l4" ? "idle_pg_table" : name
+            guard let got = xs.address(sym) else { continue }
+            guard got.rawValue == want else {
+                throw TranslationError("\(dump.path): --xen-syms is another Xen's: \(sym) is at \(got) there, VMCOREINFO_XEN says 0x\(String(want, radix: 16))", kind: .mismatch)
+            }
+        }
+        guard let sh = xs.address("pfn_pdx_hole_shift"), let bm = xs.address("pfn_pdx_bottom_mask") else {
+            symbolCheck = "Xen's symbols agree with VMCOREINFO_XEN (no PDX variables among them)"; return
+        }
+        let shift = try readU64(sh.rawValue) & 0xffff_ffff, mask = try readU64(bm.rawValue)
+        let fromVars = shift == 0 ? XenPDX.none : XenPDX(bottomBits: UInt64(mask.nonzeroBitCount), holeBits: shift)
+        guard fromVars == pdx else {
+            throw TranslationError("\(dump.path): Xen's pfn_pdx_hole_shift \(shift) and pfn_pdx_bottom_mask 0x\(String(mask, radix: 16)) say \(fromVars), the direct map says \(pdx)", kind: .mismatch)
+        }
+        symbolCheck = "Xen's pfn_pdx_hole_shift (\(shift)) and pfn_pdx_bottom_mask (0x\(String(mask, radix: 16))) agree with the direct map (--xen-syms)"
     }
 
     /// The direct-map address of a machine frame.
