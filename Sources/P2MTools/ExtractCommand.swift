@@ -18,8 +18,9 @@
 // .xen_prstatus: crash takes the page-table root from init_top_pgt and only rip/rsp from here;
 // libkdumpfile takes vCPU 0's ctrlreg[3] as the root (machine address). ctrlreg[3] is the
 // p2m_cr3 the guest's kernel published in its shared_info (swapper_pg_dir's frame << 12, as
-// arch_get_info_guest encodes a 64-bit PV cr3); the registers are left zero, since struct vcpu's
-// layout is not in VMCOREINFO_XEN.
+// arch_get_info_guest encodes a 64-bit PV cr3); the registers are those Xen saved in struct vcpu
+// where the build is recognised (Xen 4.17's layout, each vCPU checked to point back at its
+// domain), else zero: struct vcpu's layout is not in VMCOREINFO_XEN.
 import ArgumentParser
 import DumpIO
 import Foundation
@@ -84,14 +85,31 @@ public enum Extractor {
         version += field(Array("xen-3.0-x86_64".utf8), 1024) + field(cstring(1, 64), 64)
         version += le(hypervisorVirtStart, 8) + le(4096, 8)
         func xenNote(_ type: UInt32, _ desc: [UInt8]) -> [UInt8] { le(4, 4) + le(UInt64(desc.count), 4) + le(UInt64(type), 4) + Array("Xen\0".utf8) + desc }
-        let notes = xenNote(0x200_0000, []) + xenNote(0x200_0001, le(coreMagicPV, 8) + le(1, 8) + le(n, 8) + le(4096, 8))
-            + xenNote(0x200_0002, version) + xenNote(0x200_0003, le(1, 8))
-        var ctx = [UInt8](repeating: 0, count: vcpuContextSize)
-        ctx.replaceSubrange(512..<520, with: le(0x20 | 0x4, 8))                 // VGCF_online | VGCF_in_kernel
-        ctx.replaceSubrange(ctrlreg3Offset..<ctrlreg3Offset + 8, with: le(arch.p2mCr3 & PTE.addressMask, 8))
+
+        // vCPU contexts: Xen's saved registers where the build's struct vcpu is known (a blocked
+        // vCPU's are current; a running one's are from its last switch), else one zeroed context.
+        // ctrlreg[3] is the kernel's own root (p2m_cr3) for every vCPU: libkdumpfile takes vCPU 0's.
+        let saved = (try? resolver.host().vcpus(of: dom)) ?? nil
+        var ctx: [UInt8] = []
+        for v in saved ?? [] {
+            var c = [UInt8](repeating: 0, count: vcpuContextSize)
+            c.replaceSubrange(512..<520, with: le(0x20 | 0x4, 8))                 // VGCF_online | VGCF_in_kernel
+            c.replaceSubrange(520..<720, with: v.userRegs)
+            c.replaceSubrange(ctrlreg3Offset..<ctrlreg3Offset + 8, with: le(arch.p2mCr3 & PTE.addressMask, 8))
+            ctx += c
+        }
+        if ctx.isEmpty {
+            var c = [UInt8](repeating: 0, count: vcpuContextSize)
+            c.replaceSubrange(512..<520, with: le(0x20 | 0x4, 8))
+            c.replaceSubrange(ctrlreg3Offset..<ctrlreg3Offset + 8, with: le(arch.p2mCr3 & PTE.addressMask, 8))
+            ctx = c
+        }
+        let nvcpus = UInt64(ctx.count / vcpuContextSize)
         var shared = [UInt8](repeating: 0, count: 4096)
         if let s = dom.sharedInfoMfn, let b = try? dump.memory.readBytes(MachAddr(s.rawValue << 12), count: 4096) { shared = b }
 
+        let notes = xenNote(0x200_0000, []) + xenNote(0x200_0001, le(coreMagicPV, 8) + le(nvcpus, 8) + le(n, 8) + le(4096, 8))
+            + xenNote(0x200_0002, version) + xenNote(0x200_0003, le(1, 8))
         let names = ["", ".shstrtab", ".note.Xen", ".xen_prstatus", ".xen_shared_info", ".xen_pages", ".xen_p2m", ".note.p2mnote"]
         var strtab: [UInt8] = []
         var nameOff: [UInt32] = []
@@ -99,7 +117,7 @@ public enum Extractor {
         let shoff: UInt64 = 64
         let notesOff = shoff + 64 * UInt64(names.count)
         let prOff = (notesOff + UInt64(notes.count) + 7) / 8 * 8
-        let siOff = prOff + UInt64(vcpuContextSize)
+        let siOff = prOff + UInt64(ctx.count)
         let pagesOff = (siOff + 4096 + 4095) / 4096 * 4096
         let (pagesLen, o1) = n.multipliedReportingOverflow(by: 4096)
         guard !o1 else { throw DumpError(path, "too many pages") }
@@ -118,7 +136,7 @@ public enum Extractor {
         head += [UInt8](repeating: 0, count: 64)
         head += shdr(1, type: 3, off: strOff, size: UInt64(strtab.count), align: 0, entsize: 0)
         head += shdr(2, type: 7, off: notesOff, size: UInt64(notes.count), align: 0, entsize: 0)
-        head += shdr(3, type: 1, off: prOff, size: UInt64(vcpuContextSize), align: 8, entsize: UInt64(vcpuContextSize))
+        head += shdr(3, type: 1, off: prOff, size: UInt64(ctx.count), align: 8, entsize: UInt64(vcpuContextSize))
         head += shdr(4, type: 1, off: siOff, size: 4096, align: 8, entsize: 4096)
         head += shdr(5, type: 1, off: pagesOff, size: pagesLen, align: 4096, entsize: 4096)
         head += shdr(6, type: 1, off: p2mOff, size: n * 16, align: 8, entsize: 16)

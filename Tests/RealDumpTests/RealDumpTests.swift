@@ -469,8 +469,11 @@ struct RealDumpTests {
                 """, out, try #require(s.symbols.address("linux_banner")).description])
             #expect(py.stdout.contains("xc_core_elf") && py.stdout.contains("Linux version " + release), "\(name) libkdumpfile: \(py.stdout) \(py.stderr)")
             if FileManager.default.fileExists(atPath: realDir + "/vmlinux") {
-                let c = try runTool(["crash", "-s", realDir + "/vmlinux", out], stdin: "sys\nmod\nq\n")
+                let c = try runTool(["crash", "-s", realDir + "/vmlinux", out], stdin: "sys\nmod\nbt\nq\n")
                 #expect(c.stdout.contains("RELEASE: " + release), "\(name) crash: \(c.stdout.prefix(600)) \(c.stderr.suffix(300))")
+                // The vCPU's registers Xen saved when it blocked: crash unwinds the idle task
+                // (the guest sat in a blocking read, its vCPU halted).
+                #expect(c.stdout.contains("do_idle") && c.stdout.contains("xen_safe_halt"), "\(name) crash bt: \(c.stdout.suffix(800))")
                 for m in mods { #expect(c.stdout.contains(" " + m + " "), "\(name): crash mod lacks \(m)") }
             }
             try? FileManager.default.removeItem(atPath: out)

@@ -313,10 +313,43 @@ public final class XenHost {
     /// shared_info at 16, tot_pages at 88, xenheap_pages at 92, max_pages at 100, read with
     /// pahole from a rebuild of RELEASE-4.17.7 with Debian's config and checked on the real host
     /// dump). Each domain's values are still checked against the frame table before use.
-    struct DomainLayout { var sharedInfo: UInt64; var totPages: UInt64; var xenHeapPages: UInt64 }
+    struct DomainLayout {
+        var sharedInfo: UInt64; var totPages: UInt64; var xenHeapPages: UInt64
+        /// struct domain: max_vcpus (u32) and the vcpu pointer array; struct vcpu: its domain
+        /// pointer, arch.user_regs (struct cpu_user_regs, the public ABI's 200 bytes, saved when
+        /// Xen switched the vCPU out) and arch.guest_table (the mfn of the guest kernel's L4).
+        var maxVcpus: UInt64 = 4, vcpus: UInt64 = 8, vcpuDomain: UInt64 = 16, userRegs: UInt64 = 648, guestTable: UInt64 = 2824
+    }
     var knownLayout: DomainLayout? {
         guard let ci = dump.crashInfo, ci.major == 4, ci.minor == 17, info.values["SIZE(domain)"] == "2304", nextOffset == 136 else { return nil }
         return DomainLayout(sharedInfo: 16, totPages: 88, xenHeapPages: 92)
+    }
+
+    /// One vCPU's saved state, where the build's struct vcpu layout is known.
+    public struct VCPUState: Sendable {
+        public var id: Int
+        /// struct cpu_user_regs as Xen saved it (200 bytes, public/arch-x86/xen-x86_64.h).
+        public var userRegs: [UInt8]
+        public var guestTableMfn: UInt64
+    }
+
+    /// The domain's vCPUs (nil: the build's struct vcpu layout is not known). Each vCPU must
+    /// point back at its domain, or the layout is taken as unknown.
+    public func vcpus(of d: XenDomain) throws -> [VCPUState]? {
+        guard let l = knownLayout else { return nil }
+        let n = try readU64(d.address &+ l.maxVcpus) & 0xffff_ffff
+        guard n > 0, n <= 4096 else { return nil }
+        let array = try readU64(d.address &+ l.vcpus)
+        guard array >= XenLayout.directMapStart else { return nil }
+        var out: [VCPUState] = []
+        for i in 0..<n {
+            let v = try readU64(array &+ i &* 8)
+            guard v != 0 else { continue }
+            guard v >= XenLayout.directMapStart, try readU64(v &+ l.vcpuDomain) == d.address else { return nil }
+            out.append(VCPUState(id: Int(i), userRegs: try pageTables.readBytes(KVAddr(v &+ l.userRegs), count: 200),
+                                 guestTableMfn: try readU64(v &+ l.guestTable)))
+        }
+        return out
     }
     /// How `domains` found the counts: "struct domain (Xen 4.17 layout)" or "frame table scan".
     public private(set) var domainsMethod = ""
