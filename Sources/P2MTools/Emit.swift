@@ -19,6 +19,8 @@ public struct EmitOptions: Sendable {
     public var domainID: UInt32?
     /// A host dump's domain (Xen's tables find it); nil: the dump's own guest.
     public var domain: UInt16?
+    /// Xen's own symbols (xen-syms or its .map), optional.
+    public var xenSyms: String?
     public var compare = true
     public var progress = false
     public init(input: String) { self.input = input }
@@ -192,7 +194,7 @@ public enum Emitter {
     /// every guest (the same kernel), else each guest's shared_info tells where its list is.
     public static func emitAllDomains(_ o: EmitOptions) throws -> [EmitResult] {
         let dump = try openDump(path: o.input)
-        let host = try XenHost(dump: dump)
+        let host = try XenHost(dump: dump, xenSymbols: try o.xenSyms.map(XenHost.loadSymbols))
         let guests = try host.domains().filter { !$0.system && $0.looksPV }
         guard !guests.isEmpty else { throw DumpError(o.input, "Xen's domain list holds no PV guest") }
         let m2ps = try XenM2PSource.rebuild(host: host, domains: guests)
@@ -205,7 +207,7 @@ public enum Emitter {
     static func emitFromDump(_ o: EmitOptions, dump given: DumpContainer? = nil, preset: XenM2PSource? = nil) throws -> EmitResult {
         let dump = try given ?? openDump(path: o.input)
         let symbols = try loadSymbols(systemMap: o.systemMap, vmlinux: o.vmlinux, dump: dump)
-        var ro = P2MResolverOptions(); ro.cr3 = o.cr3; ro.p2mMFN = o.p2mMFN; ro.domain = o.domain
+        var ro = P2MResolverOptions(); ro.cr3 = o.cr3; ro.p2mMFN = o.p2mMFN; ro.domain = o.domain; ro.xenSyms = o.xenSyms
         let resolver = P2MResolver(dump: dump, symbols: symbols, options: ro)
         if let p = preset { resolver.preset(m2p: p) }
         if o.domain != nil { _ = try resolver.domain() }   // an unknown domain is an error, not "no source"

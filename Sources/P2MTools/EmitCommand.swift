@@ -40,6 +40,7 @@ public struct EmitCommand: ParsableCommand {
     @Option(help: "Domain id to record.") var domid: UInt32?
     @Option(help: "A host dump's domain: its p2m from Xen's tables (frame table and M2P), its shared_info's frame list and linear list (`p2m-analyze HOST domains` lists them).") var domain: UInt16?
     @Flag(help: "A note for every PV guest of a host dump, written to OUT.domN.p2mnote (OUT: -o, default DUMP).") var allDomains = false
+    @Option(help: "Xen's symbols (xen-syms or xen-syms.map), optional: checked against the host dump's Xen.") var xenSyms: String?
     @Flag(inversion: .prefixedNo, help: "Compare with the dump's other copies of the table.") var compare = true
     @Flag(help: "Print the summary (and errors, on stderr) as JSON.") var json = false
     @Option(help: "Also write the table as raw 8-byte little-endian entries (for inspection).") var rawOut: String?
@@ -53,7 +54,7 @@ public struct EmitCommand: ParsableCommand {
             var o = EmitOptions(input: source)
             o.from = kind
             o.width = w; o.cr3 = cr3?.value; o.p2mMFN = p2mMfn?.value
-            o.systemMap = systemMap; o.vmlinux = vmlinux; o.domainID = domid; o.domain = domain; o.compare = compare; o.progress = !json
+            o.systemMap = systemMap; o.vmlinux = vmlinux; o.domainID = domid; o.domain = domain; o.xenSyms = xenSyms; o.compare = compare; o.progress = !json
             if allDomains {
                 guard domain == nil else { throw ValidationError("--all-domains and --domain exclude each other") }
                 let prefix = output ?? source

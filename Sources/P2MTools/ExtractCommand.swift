@@ -48,10 +48,10 @@ public enum Extractor {
     static let hypervisorVirtStart: UInt64 = 0xFFFF_8000_0000_0000   // public/arch-x86/xen-x86_64.h
 
     public static func extract(dump path: String, domain id: UInt16, output: String, systemMap: String?, vmlinux: String?,
-                               force: Bool) throws -> ExtractSummary {
+                               force: Bool, xenSyms: String? = nil) throws -> ExtractSummary {
         let dump = try openDump(path: path)
         let symbols = try SymbolTable.forDump(systemMap: systemMap, vmlinux: vmlinux, dump: dump)
-        var ro = P2MResolverOptions(); ro.domain = id
+        var ro = P2MResolverOptions(); ro.domain = id; ro.xenSyms = xenSyms
         let resolver = P2MResolver(dump: dump, symbols: symbols, options: ro)
         guard let dom = try resolver.domain() else { throw DumpError(path, "no domain") }
         guard dom.looksPV, let arch = dom.arch, arch.p2mCr3 != 0 else {
@@ -62,7 +62,7 @@ public enum Extractor {
         if let n = try resolver.note() {
             noteBytes = try P2MNote.elfNote(descriptor: n.note.desc); noteSource = "the dump's note for domain \(id)"
         } else {
-            var o = EmitOptions(input: path); o.domain = id; o.systemMap = systemMap; o.vmlinux = vmlinux
+            var o = EmitOptions(input: path); o.domain = id; o.systemMap = systemMap; o.vmlinux = vmlinux; o.xenSyms = xenSyms
             let r = try Emitter.emit(o)
             if let c = r.summary.crossCheck, !c.agrees {
                 throw DumpError(path, "domain \(id)'s p2m sources disagree; nothing written:\n" + CrossCheckText.render(c))
@@ -222,6 +222,7 @@ public struct ExtractCommand: ParsableCommand {
     @Option(name: [.short, .long], help: "The xl dump-core file to write.") var output: String
     @Option(help: "System.map of the guest kernel (for its linear list's exact extent and shared pages).") var systemMap: String?
     @Option(help: "vmlinux of the guest kernel.") var vmlinux: String?
+    @Option(help: "Xen's symbols (xen-syms or xen-syms.map), optional: checked against the host dump's Xen.") var xenSyms: String?
     @Flag(help: "Overwrite an existing output file.") var force = false
     @Flag(help: "Print the summary (and errors, on stderr) as JSON.") var json = false
 
@@ -229,7 +230,7 @@ public struct ExtractCommand: ParsableCommand {
 
     public func run() throws {
         try reportingErrors(json: json, tool: "p2m-extract") {
-            let s = try Extractor.extract(dump: dump, domain: domain, output: output, systemMap: systemMap, vmlinux: vmlinux, force: force)
+            let s = try Extractor.extract(dump: dump, domain: domain, output: output, systemMap: systemMap, vmlinux: vmlinux, force: force, xenSyms: xenSyms)
             if json { try printJSON(s) } else {
                 print("domain:      \(s.domain) → \(s.output) (\(s.bytes) bytes, xl dump-core)")
                 print("pfns:        \(s.pfns): \(s.pagesWritten) pages, \(s.zeroPages) zero pages where the guest has no frame")

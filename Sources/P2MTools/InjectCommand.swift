@@ -43,6 +43,7 @@ public struct InjectCommand: ParsableCommand {
     @Flag(help: "Inject a note even if it does not match the dump's own tables.") var force = false
     @Option(help: "A host dump's domain: --emit makes its note from Xen's tables; --remove removes its note. Other domains' notes stay as they are.") var domain: UInt16?
     @Flag(help: "With --emit: a note for every PV guest of a host dump.") var allDomains = false
+    @Option(help: "Xen's symbols (xen-syms or xen-syms.map), optional, for --emit on a host dump.") var xenSyms: String?
 
     public init() {}
 
@@ -81,7 +82,7 @@ public struct InjectCommand: ParsableCommand {
             // One note per PV guest, all maps rebuilt in one pass over Xen's tables, each checked
             // against the guest's own copies; each injected as its own domain's note.
             guard emit, note == nil, !remove, domain == nil else { throw ValidationError("--all-domains goes with --emit (not --note, --remove or --domain)") }
-            var o = EmitOptions(input: target); o.systemMap = systemMap; o.vmlinux = vmlinux
+            var o = EmitOptions(input: target); o.systemMap = systemMap; o.vmlinux = vmlinux; o.xenSyms = xenSyms
             let before = verify ? try ContentHash.of(path: target) : nil
             for r in try Emitter.emitAllDomains(o) {
                 let id = r.note.header.domainID
@@ -107,7 +108,7 @@ public struct InjectCommand: ParsableCommand {
             noteBytes = [UInt8](d)
         } else if emit {
             var o = EmitOptions(input: target)
-            o.systemMap = systemMap; o.vmlinux = vmlinux; o.domain = domain
+            o.systemMap = systemMap; o.vmlinux = vmlinux; o.domain = domain; o.xenSyms = xenSyms
             let r = try Emitter.emit(o)
             if let w = r.summary.partialWarning { warn("p2m-inject: " + w) }
             noteBytes = r.note.elfNoteBytes
