@@ -120,7 +120,7 @@ struct RealDumpTests {
     /// What kdump-tools saves: the real dom0 vmcore converted by the real makedumpfile
     /// (`-c` zlib and `-l` LZO; dump levels 0 and 31). The note from it equals the ELF original's byte for
     /// byte, and the kernel reads the same through it.
-    @Test(arguments: [("-c", 0), ("-c", 31), ("-l", 0), ("-l", 31), ("", 0), ("", 31), ("-F -c", 31)])
+    @Test(arguments: [("-c", 0), ("-c", 31), ("-l", 0), ("-l", 31), ("", 0), ("", 31), ("-F -c", 0), ("-F -c", 31)])
     func kdumpCompressedCopy(compression: String, level: Int) throws {
         requireTool("/usr/bin/makedumpfile")
         let kd = realDir + "/dom0.kdump\(compression.replacingOccurrences(of: " ", with: ""))-d\(level)"
