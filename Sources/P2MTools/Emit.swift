@@ -192,8 +192,8 @@ public enum Emitter {
     /// One note per PV guest of a host dump, every map rebuilt from Xen's tables in one pass
     /// and each checked against the guest's own copies. The System.map, if given, is used for
     /// every guest (the same kernel), else each guest's shared_info tells where its list is.
-    public static func emitAllDomains(_ o: EmitOptions) throws -> [EmitResult] {
-        let dump = try openDump(path: o.input)
+    public static func emitAllDomains(_ o: EmitOptions, dump given: DumpContainer? = nil) throws -> [EmitResult] {
+        let dump = try given ?? openDump(path: o.input)
         let host = try XenHost(dump: dump, xenSymbols: try o.xenSyms.map(XenHost.loadSymbols))
         let guests = try host.domains().filter { !$0.system && $0.looksPV }
         guard !guests.isEmpty else { throw DumpError(o.input, "Xen's domain list holds no PV guest") }

@@ -89,21 +89,15 @@ public enum Extractor {
         // vCPU contexts: Xen's saved registers where the build's struct vcpu is known (a blocked
         // vCPU's are current; a running one's are from its last switch), else one zeroed context.
         // ctrlreg[3] is the kernel's own root (p2m_cr3) for every vCPU: libkdumpfile takes vCPU 0's.
-        let saved = (try? resolver.host().vcpus(of: dom)) ?? nil
-        var ctx: [UInt8] = []
-        for v in saved ?? [] {
+        func context(_ userRegs: [UInt8]?) -> [UInt8] {
             var c = [UInt8](repeating: 0, count: vcpuContextSize)
             c.replaceSubrange(512..<520, with: le(0x20 | 0x4, 8))                 // VGCF_online | VGCF_in_kernel
-            c.replaceSubrange(520..<720, with: v.userRegs)
+            if let r = userRegs { c.replaceSubrange(520..<720, with: r) }
             c.replaceSubrange(ctrlreg3Offset..<ctrlreg3Offset + 8, with: le(arch.p2mCr3 & PTE.addressMask, 8))
-            ctx += c
+            return c
         }
-        if ctx.isEmpty {
-            var c = [UInt8](repeating: 0, count: vcpuContextSize)
-            c.replaceSubrange(512..<520, with: le(0x20 | 0x4, 8))
-            c.replaceSubrange(ctrlreg3Offset..<ctrlreg3Offset + 8, with: le(arch.p2mCr3 & PTE.addressMask, 8))
-            ctx = c
-        }
+        let saved = ((try? resolver.host().vcpus(of: dom)) ?? nil) ?? []
+        let ctx = saved.isEmpty ? context(nil) : saved.flatMap { context($0.userRegs) }
         let nvcpus = UInt64(ctx.count / vcpuContextSize)
         var shared = [UInt8](repeating: 0, count: 4096)
         if let s = dom.sharedInfoMfn, let b = try? dump.memory.readBytes(MachAddr(s.rawValue << 12), count: 4096) { shared = b }

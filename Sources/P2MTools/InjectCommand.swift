@@ -84,21 +84,16 @@ public struct InjectCommand: ParsableCommand {
             guard emit, note == nil, !remove, domain == nil else { throw ValidationError("--all-domains goes with --emit (not --note, --remove or --domain)") }
             var o = EmitOptions(input: target); o.systemMap = systemMap; o.vmlinux = vmlinux; o.xenSyms = xenSyms
             let before = verify ? try ContentHash.of(path: target) : nil
-            for r in try Emitter.emitAllDomains(o) {
+            for r in try Emitter.emitAllDomains(o, dump: container) {
                 let id = r.note.header.domainID
                 if let w = r.summary.partialWarning { warn("p2m-inject: domain \(id): " + w) }
                 if let c = r.summary.crossCheck, !c.agrees {
-                    let msg = "domain \(id)'s note does not match its other copies:\n" + CrossCheckText.render(c)
-                    if force { warn("p2m-inject: warning (--force): " + msg) } else { throw DumpError(target, msg + "nothing more was written; pass --force to inject it anyway") }
+                    try refuseUnlessForced("domain \(id)'s note does not match its other copies:\n" + CrossCheckText.render(c), "nothing more was written", target)
                 }
                 let report = try NoteInjector(path: target).run(action: replace ? .replace : .add, note: r.note.elfNoteBytes, dryRun: dryRun)
                 print("domain \(id): " + report.description)
             }
-            if let b = before, !dryRun {
-                let a = try ContentHash.of(path: target)
-                guard a == b else { throw DumpError(target, "memory content hash changed: 0x\(String(b, radix: 16)) → 0x\(String(a, radix: 16))") }
-                print("verified: memory content hash unchanged (0x\(String(a, radix: 16)))")
-            }
+            if !dryRun { try verifyUnchanged(before, target) }
             done = true
             return
         }
@@ -109,7 +104,7 @@ public struct InjectCommand: ParsableCommand {
         } else if emit {
             var o = EmitOptions(input: target)
             o.systemMap = systemMap; o.vmlinux = vmlinux; o.domain = domain; o.xenSyms = xenSyms
-            let r = try Emitter.emit(o)
+            let r = try Emitter.emitFromDump(o, dump: container)
             if let w = r.summary.partialWarning { warn("p2m-inject: " + w) }
             noteBytes = r.note.elfNoteBytes
         }
@@ -124,9 +119,7 @@ public struct InjectCommand: ParsableCommand {
             let resolver = P2MResolver(dump: container, symbols: symbols, options: ro)
             let c = resolver.crossCheck(dec.map, identityKnown: dec.header.identityKnown)
             if !c.agrees {
-                let msg = "the note does not match this dump's own tables:\n" + CrossCheckText.render(c)
-                if force { warn("p2m-inject: warning (--force): " + msg) }
-                else { throw DumpError(target, msg + "nothing was written; pass --force to inject it anyway") }
+                try refuseUnlessForced("the note does not match this dump's own tables:\n" + CrossCheckText.render(c), "nothing was written", target)
             } else if !c.compared {
                 warn("p2m-inject: note: no other copy of the p2m is readable in this dump, so the note could not be checked against it" + (systemMap == nil && vmlinux == nil ? " (pass --system-map to compare with the guest's linear list)" : ""))
             } else {
@@ -154,13 +147,22 @@ public struct InjectCommand: ParsableCommand {
             let dec = try P2MNote.decode(descriptor: n.desc)
             print("verified: note at file offset 0x\(String(n.fileOffset, radix: 16)) decodes (\(dec.header.nrPfns) pfns, digest 0x\(String(dec.header.mapDigest, radix: 16)))")
         }
-        if let b = before {
-            let a = try ContentHash.of(path: target)
-            guard a == b else { throw DumpError(target, "memory content hash changed: 0x\(String(b, radix: 16)) → 0x\(String(a, radix: 16))") }
-            print("verified: memory content hash unchanged (0x\(String(a, radix: 16)))")
-        }
+        try verifyUnchanged(before, target)
         print("wrote \(report.bytesWritten) bytes")
         done = true
+    }
+
+    /// A note that disagrees with the dump's own copies: refused, or with --force said and taken.
+    func refuseUnlessForced(_ msg: String, _ nothing: String, _ target: String) throws {
+        if force { warn("p2m-inject: warning (--force): " + msg) } else { throw DumpError(target, msg + "\(nothing); pass --force to inject it anyway") }
+    }
+
+    /// --verify: the memory content hash taken before writing must be the one after.
+    func verifyUnchanged(_ before: UInt64?, _ target: String) throws {
+        guard let b = before else { return }
+        let a = try ContentHash.of(path: target)
+        guard a == b else { throw DumpError(target, "memory content hash changed: 0x\(String(b, radix: 16)) → 0x\(String(a, radix: 16))") }
+        print("verified: memory content hash unchanged (0x\(String(a, radix: 16)))")
     }
 }
 

@@ -156,7 +156,7 @@ import Translation
             expectError("frame table", "frame table is not all in the dump", scan: true)
             // The M2P rebuild says which frames it could not see, never a silent hole.
             let host = try XenHost(dump: openDump(path: h.path))
-            let m = try XenM2PSource(host: host, domain: host.domain(4))
+            let m = try XenM2PSource.rebuild(host: host, domain: host.domain(4))
             #expect(m.incomplete.first?.contains("not in the dump for 65536 machine frames (first 0x0+65536)") == true, "\(m.incomplete)")
         }
         // A guest frame whose owner is no domain: counted as an orphan, said; the guest has one page fewer.

@@ -354,7 +354,7 @@ public final class P2MResolver {
         if let r = m2pResult { return try? r.get() }
         let r = Result { () -> XenM2PSource in
             guard let d = try domain() else { throw TranslationError("no domain") }
-            return try XenM2PSource(host: try host(), domain: d)
+            return try XenM2PSource.rebuild(host: try host(), domain: d)
         }
         m2pResult = r
         if case .failure(let e) = r { record("xen-m2p", "\(e)") }

@@ -58,8 +58,13 @@ public enum XenLayout {
 public struct XenPageInfo: Sendable {
     public var countInfo: UInt64
     public var owner: UInt32
-    public var allocated: Bool { (countInfo >> 58) & 3 == 0 && countInfo >> 63 == 1 }
-    public var xenHeap: Bool { countInfo >> 62 & 1 == 1 }
+    /// PGC_allocated (bit 63) and PGC_state (bits 58–59, 0 = in use); PGC_xen_heap is bit 62.
+    static let allocatedMask: UInt64 = 1 << 63 | 0b11 << 58
+    static let xenHeapBit: UInt64 = 1 << 62
+    public var allocated: Bool { countInfo & Self.allocatedMask == 1 << 63 }
+    public var xenHeap: Bool { countInfo & Self.xenHeapBit != 0 }
+    /// Allocated, in use and not Xen-heap: one of a guest's own frames (the M2P rebuild's hot test).
+    @inline(__always) static func isGuestFrame(_ countInfo: UInt64) -> Bool { countInfo & (allocatedMask | xenHeapBit) == 1 << 63 }
 }
 
 /// arch_shared_info of a guest.
@@ -179,7 +184,7 @@ public final class XenHost {
         func add(_ pdx: UInt64, _ mfn: UInt64, _ n: UInt64) {
             if let l = runs.last, l.pdx + l.count == pdx, l.mfn + l.count == mfn { runs[runs.count - 1].count += n } else { runs.append((pdx, mfn, n)) }
         }
-        let present: UInt64 = 1, pse: UInt64 = 1 << 7, mask: UInt64 = 0x000f_ffff_ffff_f000
+        let present = PTE.present, pse = PTE.pse, mask = PTE.addressMask
         let l4 = try table(pageTables.root.rawValue >> 12)
         var leaves = 0
         for s4 in 262..<272 where l4[s4] & present != 0 {             // 5 TiB of direct map
@@ -247,27 +252,32 @@ public final class XenHost {
 
     public func readU64(_ va: UInt64) throws -> UInt64 { try pageTables.readU64(KVAddr(va)) }
 
-    /// The domain list, in Xen's order (sorted by id), then dom_xen and dom_io (not in the list).
-    public func domainList() throws -> [(id: UInt16, address: UInt64, system: Bool)] {
-        var out: [(UInt16, UInt64, Bool)] = []
+    /// Whether an address lies in Xen's direct map of this machine.
+    func inDirectMap(_ a: UInt64) -> Bool { a >= XenLayout.directMapStart && a < XenLayout.directMapStart + maxPdx << 12 }
+
+    /// The domain list, in Xen's order (sorted by id), then dom_xen and dom_io (not in the list);
+    /// each with the owner value its frames carry (the pdx of its struct domain).
+    public func domainList() throws -> [XenDomain] {
+        var out: [XenDomain] = []
+        func domain(_ id: UInt64, _ a: UInt64, system: Bool) -> XenDomain {
+            XenDomain(id: UInt16(id & 0xffff), address: a, ownerPdx: UInt32(truncatingIfNeeded: (a - XenLayout.directMapStart) >> 12), system: system)
+        }
         var seen = Set<UInt64>()
         guard let head = info.symbol("domain_list") else { throw TranslationError("\(dump.path): no SYMBOL(domain_list)") }
         var d = try readU64(head)
         while d != 0 {
-            guard d >= XenLayout.directMapStart, d < XenLayout.directMapStart + maxPdx << 12, d & 0x7 == 0, seen.count < 32768 else {
+            guard inDirectMap(d), d & 0x7 == 0, seen.count < 32768 else {
                 throw TranslationError("\(dump.path): the domain list reaches 0x\(String(d, radix: 16)) after \(seen.count) domains: outside Xen's direct map or too long")
             }
             guard seen.insert(d).inserted else {
                 throw TranslationError("\(dump.path): the domain list loops back to 0x\(String(d, radix: 16)) after \(seen.count) domains")
             }
-            let id = try readU64(d &+ domainIdOffset) & 0xffff
-            out.append((UInt16(id), d, false))
+            out.append(domain(try readU64(d &+ domainIdOffset), d, system: false))
             d = try readU64(d &+ nextOffset)
         }
         for name in ["dom_xen", "dom_io"] {
-            if let s = info.symbol(name), let a = try? readU64(s), a >= XenLayout.directMapStart,
-               a < XenLayout.directMapStart + maxPdx << 12, !seen.contains(a),
-               let id = try? readU64(a &+ domainIdOffset) { out.append((UInt16(id & 0xffff), a, true)) }
+            if let s = info.symbol(name), let a = try? readU64(s), inDirectMap(a), !seen.contains(a),
+               let id = try? readU64(a &+ domainIdOffset) { out.append(domain(id, a, system: true)) }
         }
         return out
     }
@@ -351,22 +361,22 @@ public final class XenHost {
         }
         return out
     }
-    /// How `domains` found the counts: "struct domain (Xen 4.17 layout)" or "frame table scan".
-    public private(set) var domainsMethod = ""
+    /// Whether the cached domains came from a pass over the frame table (else from struct domain).
+    private var scannedFrameTable = false
+    /// How `domains` found the counts, for people.
+    public var domainsMethod: String {
+        scanned == nil ? "" : scannedFrameTable ? "frame table scan" : "struct domain (Xen 4.17 layout), checked against the frame table"
+    }
 
     /// Every domain with its page counts and shared_info: from struct domain where the layout is
     /// known and checks out (O(domains)), else from one pass over the frame table.
     public func domains(scan: Bool = false) throws -> [XenDomain] {
-        if let s = scanned, !scan || domainsMethod == "frame table scan" { return s }
+        if let s = scanned, !scan || scannedFrameTable { return s }
         if !scan, let l = knownLayout, let fast = try? domainsFromStructs(l) {
-            domainsMethod = "struct domain (Xen 4.17 layout), checked against the frame table"
             scanned = fast
             return fast
         }
-        domainsMethod = "frame table scan"
-        var doms = try domainList().map { d -> XenDomain in
-            XenDomain(id: d.id, address: d.address, ownerPdx: UInt32(truncatingIfNeeded: (d.address - XenLayout.directMapStart) >> 12), system: d.system)
-        }
+        var doms = try domainList()
         var byOwner: [UInt32: Int] = [:]
         for (k, d) in doms.enumerated() { byOwner[d.ownerPdx] = k }
         var holes: [(UInt64, UInt64)] = []
@@ -400,27 +410,25 @@ public final class XenHost {
                 }
             }
         }
-        scanned = doms
+        scanned = doms; scannedFrameTable = true
         return doms
     }
 
     /// The fast path: nil (or a throw) as soon as anything does not check out.
     private func domainsFromStructs(_ l: DomainLayout) throws -> [XenDomain]? {
         var out: [XenDomain] = []
-        for d in try domainList() {
-            let owner = UInt32(truncatingIfNeeded: (d.address - XenLayout.directMapStart) >> 12)
-            var x = XenDomain(id: d.id, address: d.address, ownerPdx: owner, system: d.system)
-            let counts = try readU64(d.address &+ l.totPages)
+        for var x in try domainList() {
+            let counts = try readU64(x.address &+ l.totPages)
             x.pages = counts & 0xffff_ffff
-            x.xenHeapPages = try readU64(d.address &+ l.xenHeapPages) & 0xffff_ffff
+            x.xenHeapPages = try readU64(x.address &+ l.xenHeapPages) & 0xffff_ffff
             guard x.pages <= maxPage else { return nil }
-            if !d.system {
-                let si = try readU64(d.address &+ l.sharedInfo)
+            if !x.system {
+                let si = try readU64(x.address &+ l.sharedInfo)
                 guard si >= XenLayout.directMapStart, si & 0xfff == 0 else { return nil }
                 let mfn = pdx.mfn(ofPdx: (si - XenLayout.directMapStart) >> 12)
                 guard mfn < maxPage else { return nil }
                 let pg = try frameInfo(mfn)
-                guard pg.allocated, pg.xenHeap, pg.owner == owner else { return nil }   // shared_info is its own Xen-heap page
+                guard pg.allocated, pg.xenHeap, pg.owner == x.ownerPdx else { return nil }   // shared_info is its own Xen-heap page
                 let a = try readArch(mfn: mfn)
                 if a.fllMfn != 0 || a.p2mCr3 != 0 { x.sharedInfoMfn = MFN(mfn); x.arch = a }
             }

@@ -29,14 +29,9 @@ public final class XenM2PSource: P2MTableSource {
     public private(set) var conflicts: UInt64 = 0
     public let size: UInt64
 
-    public convenience init(host: XenHost, domain: XenDomain) throws {
-        guard let s = try XenM2PSource.rebuild(host: host, domains: [domain]).first else { throw TranslationError("no domain") }
-        self.init(s)
-    }
-
-    private init(_ o: XenM2PSource) {
-        host = o.host; domain = o.domain; runs = o.runs; unnamedFrames = o.unnamedFrames
-        unreadableFrames = o.unreadableFrames; conflicts = o.conflicts; size = o.size
+    /// One domain's map (one pass over the tables, as for many).
+    public static func rebuild(host: XenHost, domain: XenDomain) throws -> XenM2PSource {
+        try rebuild(host: host, domains: [domain])[0]
     }
 
     /// Every given domain's map from ONE pass over the frame table and the M2P: the cost of
@@ -53,10 +48,9 @@ public final class XenM2PSource: P2MTableSource {
             // The hot loop of a host rebuild: one masked compare rejects free, Xen-heap and
             // not-in-use frames (PGC_allocated set, PGC_xen_heap clear, PGC_state "inuse").
             let stride = Int(host.pageInfoSize), ci = Int(host.countInfoOffset), ow = Int(host.ownerOffset)
-            let mask: UInt64 = 0b11 << 62 | 0b11 << 58
             for k in 0..<m.count {
                 let c = UInt64(littleEndian: p.loadUnaligned(fromByteOffset: k &* stride &+ ci, as: UInt64.self))
-                guard c & mask == 1 << 63 else { continue }
+                guard XenPageInfo.isGuestFrame(c) else { continue }
                 let owner = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: k &* stride &+ ow, as: UInt32.self))
                 if owner != lastOwner { lastOwner = owner; lastIndex = index[owner] }
                 guard let i = lastIndex else { continue }
