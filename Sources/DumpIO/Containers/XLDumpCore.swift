@@ -24,11 +24,17 @@ public final class XLDumpCore: DumpContainer {
             guard s.count <= 1 else { throw DumpError(d.path, offset: s[1].offset, "\(s.count) \(name) sections; an xl dump-core has one") }
             return s.first
         }
-        guard let pages = try one(".xen_pages") else { throw DumpError(d.path, "no .xen_pages section") }
-        guard let p2m = try one(".xen_p2m") else {
-            throw DumpError(d.path, d.section(named: ".xen_pfn") != nil ? "an auto-translated (HVM) guest: .xen_pfn instead of .xen_p2m" : "no .xen_p2m section")
+        // Errors about which sections there are point at the section header table.
+        let names = d.sections.map(\.name).filter { !$0.isEmpty }.joined(separator: " ")
+        guard let pages = try one(".xen_pages") else {
+            throw DumpError(d.path, offset: d.shoff, "no .xen_pages section among the \(d.sections.count) sections (\(names)); libxc's dump-core always writes one")
         }
-        guard pages.type != 8, p2m.type != 8 else { throw DumpError(d.path, ".xen_pages or .xen_p2m is SHT_NOBITS: it holds no data") }
+        guard let p2m = try one(".xen_p2m") else {
+            throw DumpError(d.path, offset: d.shoff, d.section(named: ".xen_pfn") != nil ? "an auto-translated (HVM) guest: .xen_pfn instead of .xen_p2m" : "no .xen_p2m section among the \(d.sections.count) sections (\(names))")
+        }
+        for s in [pages, p2m] where s.type == 8 {
+            throw DumpError(d.path, offset: d.shoff, "\(s.name) is SHT_NOBITS (type 8), expected SHT_PROGBITS: it holds no data")
+        }
         guard p2m.size % 16 == 0 else { throw DumpError(d.path, offset: p2m.offset, ".xen_p2m size \(p2m.size) is not a multiple of 16") }
         guard pages.size % 4096 == 0 else { throw DumpError(d.path, offset: pages.offset, ".xen_pages size \(pages.size) is not a multiple of 4096") }
         let n = p2m.size / 16
