@@ -130,13 +130,14 @@ public final class KdumpCompressed: DumpContainer {
         // One pass over the dumpable bitmap, 1 MiB at a time: the rank of every chunk.
         let chunks = Int((maxMapnr + KdumpCompressed.chunkFrames - 1) / KdumpCompressed.chunkFrames)
         var cr = [UInt64](repeating: 0, count: chunks + 1)
-        let piece = 2048 * 512
+        let meaningful = (maxMapnr + 7) / 8
+        let limit = min(half, (meaningful + 511) / 512 * 512)
+        // (no bigger than the bitmap: a small dump's index costs no 1 MiB buffer)
+        let piece = Int(min(2048 * 512, limit))
         var buf = [UInt8](repeating: 0, count: piece)
         var total: UInt64 = 0, c = 0
-        let meaningful = (maxMapnr + 7) / 8
         while c < chunks {
             let at = UInt64(c) * 512
-            let limit = min(half, (meaningful + 511) / 512 * 512)
             guard at < limit else { break }   // (half * 8 >= max_mapnr was checked: never taken)
             let n = Int(min(UInt64(piece), limit - at))
             try buf.withUnsafeMutableBytes { try f.read(offset: dumpableAt + at, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<n])) }

@@ -18,13 +18,16 @@ public enum Harness {
 
     public static func withFile(_ data: UnsafeRawBufferPointer, _ body: (String) -> Void) {
         let (fd, path) = scratch
-        guard fd >= 0, ftruncate(fd, 0) == 0 else { return }
+        // Overwrite, then cut to size: truncating to 0 first would free and re-add every page
+        // of the file to the page cache on each execution (perf: shmem_add_to_page_cache).
+        guard fd >= 0 else { return }
         var done = 0
         while done < data.count {
             let n = pwrite(fd, data.baseAddress! + done, data.count - done, off_t(done))
             guard n > 0 else { return }
             done += n
         }
+        guard ftruncate(fd, off_t(data.count)) == 0 else { return }
         body(path)
     }
 
