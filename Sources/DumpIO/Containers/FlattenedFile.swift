@@ -64,36 +64,61 @@ public final class FlattenedFile: ByteSource {
         pieces = FlattenedFile.resolve(recs)
     }
 
-    /// Later records win: paint them in order over a sorted list of pieces. Records that overlap
-    /// nothing (the usual case) go straight through.
+    /// Later records win, as `makedumpfile -R` writes them in stream order. Records that overlap
+    /// nothing (the usual case) go straight through; otherwise one sweep over the records'
+    /// boundaries, with a heap of the records that cover the sweep point (the latest in the
+    /// stream on top), gives each stretch its winner: O(n log n) however the records overlap.
+    /// (Painting each record over the pieces so far was O(n²): a hostile 384 KB stream of 20,000
+    /// chained 3-byte records took 34 s to open, a 1 GB one would never have.)
     static func resolve(_ recs: [(off: UInt64, len: UInt64, at: UInt64)]) -> [(off: UInt64, len: UInt64, at: UInt64)] {
         let order = recs.indices.sorted { recs[$0].off < recs[$1].off || (recs[$0].off == recs[$1].off && $0 < $1) }
+        var overlaps = false
+        for i in order.indices.dropFirst() where recs[order[i]].off < recs[order[i - 1]].off + recs[order[i - 1]].len {
+            overlaps = true; break
+        }
+        guard overlaps else { return order.map { recs[$0] } }
+        var bounds = recs.flatMap { [$0.off, $0.off + $0.len] }
+        bounds.sort()
+        var heap = MaxHeap()
+        var next = 0
         var out: [(off: UInt64, len: UInt64, at: UInt64)] = []
-        var k = 0
-        while k < order.count {
-            // A cluster: records whose ranges chain into each other.
-            var j = k + 1
-            var clusterEnd = recs[order[k]].off + recs[order[k]].len
-            while j < order.count, recs[order[j]].off < clusterEnd { clusterEnd = max(clusterEnd, recs[order[j]].off + recs[order[j]].len); j += 1 }
-            if j == k + 1 { out.append(recs[order[k]]); k = j; continue }
-            // Paint the cluster's records in stream order.
-            var painted: [(off: UInt64, len: UInt64, at: UInt64)] = []
-            for i in order[k..<j].sorted() {
-                let r = recs[i], rEnd = r.off + r.len
-                var next: [(off: UInt64, len: UInt64, at: UInt64)] = []
-                for p in painted {
-                    let pEnd = p.off + p.len
-                    if pEnd <= r.off || p.off >= rEnd { next.append(p); continue }
-                    if p.off < r.off { next.append((p.off, r.off - p.off, p.at)) }
-                    if pEnd > rEnd { next.append((rEnd, pEnd - rEnd, p.at + (rEnd - p.off))) }
-                }
-                next.append(r)
-                painted = next.sorted { $0.off < $1.off }
-            }
-            out += painted
-            k = j
+        var i = 0
+        while i + 1 < bounds.count {
+            let x = bounds[i], y = bounds[i + 1]
+            i += 1
+            guard y > x else { continue }
+            while next < order.count, recs[order[next]].off <= x { heap.push(order[next]); next += 1 }
+            // Records that ended at or before x leave when they reach the top.
+            while let t = heap.top, recs[t].off + recs[t].len <= x { heap.pop() }
+            guard let w = heap.top else { continue }            // a hole no record wrote
+            let at = recs[w].at + (x - recs[w].off)
+            if let l = out.last, l.off + l.len == x, l.at + l.len == at { out[out.count - 1].len += y - x }
+            else { out.append((x, y - x, at)) }
         }
         return out
+    }
+
+    /// A binary max-heap of record indices: the latest record in the stream on top.
+    private struct MaxHeap {
+        private var a: [Int] = []
+        var top: Int? { a.first }
+        mutating func push(_ v: Int) {
+            a.append(v)
+            var c = a.count - 1
+            while c > 0, a[(c - 1) / 2] < a[c] { a.swapAt(c, (c - 1) / 2); c = (c - 1) / 2 }
+        }
+        mutating func pop() {
+            a.swapAt(0, a.count - 1); a.removeLast()
+            var p = 0
+            while true {
+                let l = 2 * p + 1, r = l + 1
+                var m = p
+                if l < a.count, a[l] > a[m] { m = l }
+                if r < a.count, a[r] > a[m] { m = r }
+                guard m != p else { return }
+                a.swapAt(p, m); p = m
+            }
+        }
     }
 
     /// Write the kdump-compressed file the records describe (what `makedumpfile -R` does):
