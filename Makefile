@@ -19,7 +19,8 @@ DRGN_VERSION ?= 0.3.0
 
 .PHONY: deps build release test demo bench clean real-dumps install venv fuzz
 
-# libFuzzer targets, one per parser (Tools/fuzz): FUZZ_SECONDS each; CI runs them for a minute.
+# libFuzzer targets, one per parser (Tools/fuzz): FUZZ_SECONDS each (or until FUZZ_RUNS executions,
+# e.g. FUZZ_RUNS=12000000 FUZZ_SECONDS=7200 make fuzz FUZZ_TARGETS=elf-vmcore); CI runs each for a minute.
 FUZZ_SECONDS ?= 600
 fuzz: deps
 	Tools/fuzz/run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
