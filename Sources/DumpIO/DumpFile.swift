@@ -255,24 +255,39 @@ public final class DumpFile {
     /// Walk 4-byte-padded ELF notes. A note overrunning its container is an error; a zero
     /// header at the end (the zero padding /proc/vmcore leaves) ends the walk.
     static func walkNotes(_ b: [UInt8], baseOffset: UInt64, container: String, file: String) throws -> [ElfNote] {
+        try walkNotes(size: UInt64(b.count), baseOffset: baseOffset, container: container, file: file) { at, n in Array(b[Int(at)..<Int(at) + n]) }
+    }
+
+    /// The same walk over notes that lie in a byte source, read one note at a time: a notes
+    /// blob that claims megabytes but ends early (a zero header, or the holes of a flattened
+    /// stream) costs what it holds, not what it claims.
+    static func walkNotes(in src: ByteSource, offset: UInt64, size: UInt64, container: String) throws -> [ElfNote] {
+        try walkNotes(size: size, baseOffset: offset, container: container, file: src.path) { at, n in try src.read(offset: offset + at, count: n) }
+    }
+
+    /// `read(at, n)`: n bytes at `at` from the start of the notes.
+    private static func walkNotes(size: UInt64, baseOffset: UInt64, container: String, file: String,
+                                  read: (UInt64, Int) throws -> [UInt8]) throws -> [ElfNote] {
         var out: [ElfNote] = []
-        var pos = 0
-        func u32(_ o: Int) -> UInt32 { UInt32(b[o]) | UInt32(b[o + 1]) << 8 | UInt32(b[o + 2]) << 16 | UInt32(b[o + 3]) << 24 }
-        while pos + 12 <= b.count {
-            let namesz = Int(u32(pos)), descsz = Int(u32(pos + 4)), type = u32(pos + 8)
+        var pos: UInt64 = 0
+        func u32(_ b: [UInt8], _ o: Int) -> UInt64 { UInt64(b[o]) | UInt64(b[o + 1]) << 8 | UInt64(b[o + 2]) << 16 | UInt64(b[o + 3]) << 24 }
+        while pos + 12 <= size {
+            let h = try read(pos, 12)
+            let namesz = u32(h, 0), descsz = u32(h, 4), type = UInt32(u32(h, 8))
             if namesz == 0 && descsz == 0 && type == 0 { break }
             let nameEnd = pos + 12 + ((namesz + 3) & ~3)
             let descEnd = nameEnd + ((descsz + 3) & ~3)
-            guard namesz <= 4096, descsz <= b.count, nameEnd <= b.count, nameEnd + descsz <= b.count else {
-                throw DumpError(file, offset: baseOffset + UInt64(pos),
-                                "note (namesz \(namesz), descsz \(descsz)) overruns its \(container) of \(b.count) bytes")
+            guard namesz <= 4096, descsz <= size, nameEnd <= size, nameEnd + descsz <= size else {
+                throw DumpError(file, offset: baseOffset + pos,
+                                "note (namesz \(namesz), descsz \(descsz)) overruns its \(container) of \(size) bytes")
             }
-            var nameBytes = Array(b[(pos + 12)..<(pos + 12 + namesz)])
+            let body = try read(pos + 12, Int(nameEnd - pos - 12 + descsz))
+            var nameBytes = Array(body[0..<Int(namesz)])
             if nameBytes.last == 0 { nameBytes.removeLast() }
             let name = String(decoding: nameBytes, as: UTF8.self)
-            out.append(ElfNote(name: name, type: type, desc: Array(b[nameEnd..<nameEnd + descsz]),
-                               fileOffset: baseOffset + UInt64(pos), size: UInt64(min(descEnd, b.count) - pos), container: container))
-            pos = min(descEnd, b.count)
+            out.append(ElfNote(name: name, type: type, desc: Array(body[Int(nameEnd - pos - 12)...]),
+                               fileOffset: baseOffset + pos, size: min(descEnd, size) - pos, container: container))
+            pos = min(descEnd, size)
         }
         return out
     }

@@ -95,7 +95,7 @@ public final class KdumpCompressed: DumpContainer {
                 guard size <= 64 << 20, off <= f.size, size <= f.size - off else {
                     throw fail(blockSize + 48, "the notes blob (offset_note 0x\(String(off, radix: 16)), size_note \(size)) runs past the end of the \(file.size)-byte file")
                 }
-                ns = try DumpFile.walkNotes(try f.read(offset: off, count: Int(size)), baseOffset: off, container: "kdump notes", file: f.path)
+                ns = try DumpFile.walkNotes(in: f, offset: off, size: size, container: "kdump notes")
             }
         }
         notes = ns
