@@ -172,6 +172,7 @@ public final class DumpFile {
                     guard !ov, end <= fileSize else {
                         throw fail(phAt, "PT_LOAD \(i) (machine 0x\(String(ph.p_paddr, radix: 16)), \(ph.p_filesz) bytes at file offset 0x\(String(ph.p_offset, radix: 16))) runs past the end of the \(fileSize)-byte file: truncated dump")
                     }
+                    guard ph.p_memsz > 0 else { throw fail(phAt, "PT_LOAD \(i) is empty (p_memsz 0); every PT_LOAD of a vmcore holds memory") }
                     let (_, ov2) = ph.p_paddr.addingReportingOverflow(ph.p_memsz)
                     guard !ov2 else {
                         throw fail(phAt, "PT_LOAD \(i): machine range 0x\(String(ph.p_paddr, radix: 16)) + memsz 0x\(String(ph.p_memsz, radix: 16)) wraps past 2^64")

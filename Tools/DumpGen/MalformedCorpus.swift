@@ -90,6 +90,7 @@ public enum MalformedCorpus {
         try add("elf-load-past-end", set(elf, load1 + 8, UInt64(elf.count) + (1 << 20), 8), "a PT_LOAD's data beyond the end of the file", ["PT_LOAD", "truncated"])
         try add("elf-load-offset-wraps", set(elf, load1 + 8, .max - 100, 8), "a PT_LOAD offset + size wraps past 2^64", ["PT_LOAD"])
         try add("elf-load-paddr-wraps", set(elf, load1 + 24, .max - 4095, 8), "a PT_LOAD machine range wraps past 2^64", ["wraps"])
+        try add("elf-load-empty", set(set(elf, load1 + 32, 0, 8), load1 + 40, 0, 8), "a PT_LOAD of no bytes (p_filesz = p_memsz = 0)", ["PT_LOAD", "empty"])
         if phnum >= 3 {
             try add("elf-loads-overlap", set(elf, ph(2) + 24, rd(elf, load1 + 24, 8), 8), "two PT_LOADs at the same machine address", ["overlaps"])
             try add("elf-loads-same-file-bytes", set(elf, ph(2) + 8, rd(elf, load1 + 8, 8), 8), "two PT_LOADs over the same file bytes", ["PT_LOAD"], fail: ["inject"])
