@@ -82,13 +82,7 @@ func flattened(_ file: [UInt8], chunk: Int = 1000, extra: [(UInt64, [UInt8])] = 
     /// records were painted one over another) opens and reads the same.
     @Test func overlappingRecordsReadAsMakedumpfileRestoresThem() throws {
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
-        func be(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (56 - 8 * UInt64($0))) } }
-        func stream(_ recs: [(UInt64, [UInt8])]) -> [UInt8] {
-            var out = Array("makedumpfile".utf8) + [UInt8](repeating: 0, count: 4) + be(1) + be(1)
-            out += [UInt8](repeating: 0, count: 4096 - out.count)
-            for (o, b) in recs { out += be(o) + be(UInt64(b.count)) + b }
-            return out + be(.max) + be(.max)
-        }
+        func stream(_ recs: [(UInt64, [UInt8])]) -> [UInt8] { flattened([], extra: recs) }    // only these records
         func painted(_ recs: [(UInt64, [UInt8])]) -> [UInt8] {
             var img = [UInt8](repeating: 0, count: Int(recs.map { $0.0 + UInt64($0.1.count) }.max() ?? 0))
             for (o, b) in recs { img.replaceSubrange(Int(o)..<Int(o) + b.count, with: b) }

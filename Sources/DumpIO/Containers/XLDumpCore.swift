@@ -24,13 +24,13 @@ public final class XLDumpCore: DumpContainer {
             guard s.count <= 1 else { throw DumpError(d.path, offset: s[1].offset, "\(s.count) \(name) sections; an xl dump-core has one") }
             return s.first
         }
-        // Errors about which sections there are point at the section header table.
-        let names = d.sections.map(\.name).filter { !$0.isEmpty }.joined(separator: " ")
+        // Errors about which sections there are point at the section header table and list them.
+        func names() -> String { d.sections.map(\.name).filter { !$0.isEmpty }.joined(separator: " ") }
         guard let pages = try one(".xen_pages") else {
-            throw DumpError(d.path, offset: d.shoff, "no .xen_pages section among the \(d.sections.count) sections (\(names)); libxc's dump-core always writes one")
+            throw DumpError(d.path, offset: d.shoff, "no .xen_pages section among the \(d.sections.count) sections (\(names())); libxc's dump-core always writes one")
         }
         guard let p2m = try one(".xen_p2m") else {
-            throw DumpError(d.path, offset: d.shoff, d.section(named: ".xen_pfn") != nil ? "an auto-translated (HVM) guest: .xen_pfn instead of .xen_p2m" : "no .xen_p2m section among the \(d.sections.count) sections (\(names))")
+            throw DumpError(d.path, offset: d.shoff, d.section(named: ".xen_pfn") != nil ? "an auto-translated (HVM) guest: .xen_pfn instead of .xen_p2m" : "no .xen_p2m section among the \(d.sections.count) sections (\(names()))")
         }
         for s in [pages, p2m] where s.type == 8 {
             throw DumpError(d.path, offset: d.shoff, "\(s.name) is SHT_NOBITS (type 8), expected SHT_PROGBITS: it holds no data")
