@@ -79,8 +79,7 @@ public final class NoteInjector {
     }
 
     private func syncDirectory() {
-        let dir = (path as NSString).deletingLastPathComponent
-        let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
+        let dfd = open(PathName.directory(of: path), O_RDONLY)
         if dfd >= 0 { fsync(dfd); close(dfd) }
     }
 

@@ -73,9 +73,9 @@ enum OutputFile {
             if (st.st_mode & S_IFMT) == S_IFDIR { throw DumpError(path, "is a directory; give the output file with -o") }
             if !force { throw DumpError(path, "exists already; pass --force to overwrite it") }
         }
-        let dir = (path as NSString).deletingLastPathComponent
-        if access(dir.isEmpty ? "." : dir, W_OK) != 0 {
-            throw DumpError(path, "cannot write in \(dir.isEmpty ? "." : dir) (\(String(cString: strerror(errno))))\(input != nil ? "; use -o to write the note elsewhere" : "")")
+        let dir = PathName.directory(of: path)
+        if access(dir, W_OK) != 0 {
+            throw DumpError(path, "cannot write in \(dir) (\(String(cString: strerror(errno))))\(input != nil ? "; use -o to write the note elsewhere" : "")")
         }
     }
 

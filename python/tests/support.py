@@ -88,6 +88,120 @@ def require_real(*names: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------
+# Ground truth recorded live by Tools/real-dump (each expected value comes from the recording of
+# the dump under test, never from a literal: every new machine makes its dumps anew)
+
+KTHREADD = 2
+PF_WQ_WORKER = 0x00000020
+PF_KTHREAD = 0x00200000
+
+
+def proc_comm(task) -> str:
+    """What /proc/PID/comm shows for a drgn task: task->comm, a kthread's full name (Linux >=
+    5.17), and a workqueue worker's "+desc"/"-desc" (wq_worker_comm)."""
+    from drgn import cast
+
+    comm = task.comm.string_().decode()
+    flags = task.flags.value_()
+    if flags & PF_WQ_WORKER:
+        worker = cast("struct worker *", cast("struct kthread *", task.worker_private).data)
+        desc = worker.desc.string_().decode()
+        if desc:
+            return comm + ("+" if worker.current_work.value_() else "-") + desc
+        return comm
+    if flags & PF_KTHREAD:
+        kt = cast("struct kthread *", task.worker_private)
+        if kt.value_() and kt.full_name.value_():
+            return kt.full_name.string_().decode()
+    return comm
+
+
+def task_row(task) -> Tuple[int, str, bool]:
+    """(parent's tgid, /proc's comm, is a workqueue worker): what compare_tasks takes."""
+    return (task.real_parent.tgid.value_(), proc_comm(task), bool(task.flags.value_() & PF_WQ_WORKER))
+
+
+def dump_tasks(prog) -> Dict[int, Tuple[int, str, bool]]:
+    """The processes of a drgn program as /proc lists them (thread-group leaders): pid -> task_row."""
+    from drgn.helpers.linux.pid import for_each_task
+
+    return {t.pid.value_(): task_row(t) for t in for_each_task(prog) if t.pid.value_() == t.tgid.value_()}
+
+
+def recorded_tasks(truth_dir: str) -> Dict[int, Tuple[int, str]]:
+    """tasks.txt: pid -> (ppid, comm), the processes /proc listed as the last step before the
+    dump. Refuses a record Tools/real-dump did not check complete (records.txt), so that a
+    failed recording fails here with that reason and never as a difference in the dump."""
+    records = os.path.join(truth_dir, "records.txt")
+    if not os.path.exists(records):
+        raise AssertionError(f"{records} is missing: the recording was not checked complete; rerun Tools/real-dump/make")
+    out: Dict[int, Tuple[int, str]] = {}
+    with open(os.path.join(truth_dir, "tasks.txt")) as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            pid, ppid, comm = line.rstrip("\n").split(" ", 2)
+            out[int(pid)] = (int(ppid), comm)
+    if not out:
+        raise AssertionError(f"{truth_dir}/tasks.txt is empty: the recording failed; rerun Tools/real-dump/make")
+    return out
+
+
+def recorded_release(truth_dir: str) -> str:
+    with open(os.path.join(truth_dir, "uname.txt")) as f:
+        return f.read().split()[2]
+
+
+def recorded_module_count(truth_dir: str) -> int:
+    with open(os.path.join(truth_dir, "modules.txt")) as f:
+        return sum(1 for l in f if l.strip())
+
+
+def is_workqueue_worker(comm: str, ppid: int) -> bool:
+    return comm.startswith("kworker/") and ppid == KTHREADD
+
+
+def compare_tasks(recorded: Dict[int, Tuple[int, str]], dump: Dict[int, Tuple[int, str, bool]]) -> Tuple[List[str], List[str]]:
+    """The one rule for tasks recorded live against the dump's (pid -> (ppid, comm, is a
+    workqueue worker by PF_WQ_WORKER)): a workqueue worker, a kworker/ thread whose parent is
+    kthreadd, may have been created or retired between the recording and the dump, or have
+    changed its "-desc" suffix; every other task must match exactly (pid, parent, comm).
+    Returns (errors, the differences the rule allowed)."""
+    errors: List[str] = []
+    allowed: List[str] = []
+    if recorded.get(KTHREADD, (None, ""))[1] != "kthreadd":
+        errors.append(f"the record has no kthreadd at pid {KTHREADD}: the rule cannot apply")
+    for pid in sorted(set(recorded) | set(dump)):
+        r, d = recorded.get(pid), dump.get(pid)
+        if r is not None and d is not None:
+            if (r[0], r[1]) == (d[0], d[1]):
+                continue
+            if is_workqueue_worker(r[1], r[0]) and is_workqueue_worker(d[1], d[0]) and d[2]:
+                allowed.append(f"{pid}: {r[1]} then {d[1]}")
+                continue
+            errors.append(f"{pid}: recorded (ppid {r[0]}) {r[1]!r}, in the dump (ppid {d[0]}) {d[1]!r}")
+        elif d is not None:
+            if is_workqueue_worker(d[1], d[0]) and d[2]:
+                allowed.append(f"{pid}: {d[1]} created after the recording")
+            else:
+                errors.append(f"{pid} (ppid {d[0]}) {d[1]!r}: in the dump, not recorded")
+        else:
+            if is_workqueue_worker(r[1], r[0]):
+                allowed.append(f"{pid}: {r[1]} retired after the recording")
+            else:
+                errors.append(f"{pid} (ppid {r[0]}) {r[1]!r}: recorded, not in the dump")
+    return errors, allowed
+
+
+def recorded_dmesg_tail(truth_dir: str) -> List[str]:
+    with open(os.path.join(truth_dir, "dmesg-tail.txt")) as f:
+        tail = [l.rstrip("\n") for l in f if l.strip()]
+    if len(tail) <= 10:
+        raise AssertionError(f"{truth_dir}/dmesg-tail.txt has {len(tail)} lines: the recording failed; rerun Tools/real-dump/make")
+    return tail
+
+
+# ------------------------------------------------------------------------------------------
 # Generated dumps, made once per process in one temporary directory
 
 

@@ -130,23 +130,29 @@ class CLI(unittest.TestCase):
         support.require_real("dom0.vmcore", "vmlinux")
         dump = os.path.join(support.REAL_DIR, "dom0.vmcore")
         vmlinux = os.path.join(support.REAL_DIR, "vmlinux")
-        script = os.path.join(support.tmp_dir(), "count_tasks.py")
+        gt = os.path.join(support.REAL_DIR, "ground-truth")
+        recorded = support.recorded_tasks(gt)
+        script = os.path.join(support.tmp_dir(), "list_tasks.py")
         with open(script, "w") as f:
             f.write(
-                "import sys\n"
-                "from drgn.helpers.linux.pid import for_each_task\n"
-                "print(sys.argv[1:], sum(1 for _ in for_each_task(prog)))\n"
+                "import json, sys\n"
+                f"sys.path.insert(0, {support.TESTS_DIR!r})\n"
+                "import support\n"
+                "print(json.dumps([sys.argv[1:], sorted(support.dump_tasks(prog).items())]))\n"
             )
         r = run("drgn", dump, "--vmlinux", vmlinux, "-s", script, "a", "--flag")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(r.stdout.strip(), "['a', '--flag'] 58")
+        args, tasks = json.loads(r.stdout)
+        self.assertEqual(args, ["a", "--flag"])
+        errors, _ = support.compare_tasks(recorded, {pid: tuple(row) for pid, row in tasks})
+        self.assertEqual(errors, [], f"{len(recorded)} tasks recorded, {len(tasks)} listed by the script")
         r = run("drgn", dump, "--vmlinux", vmlinux, "-e", "print(prog['init_uts_ns'].name.release.string_().decode())")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(r.stdout.strip(), "6.1.0-57-amd64")
+        self.assertEqual(r.stdout.strip(), support.recorded_release(gt))
         # Not a terminal and no -s/-e: stdin is the script, with drgn's helpers imported.
         r = run("drgn", dump, "--vmlinux", vmlinux, stdin="print(len(list(for_each_module(prog))))\n")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(r.stdout.strip(), "11")
+        self.assertEqual(r.stdout.strip(), str(support.recorded_module_count(gt)))
 
 
 class LibraryLookup(unittest.TestCase):
