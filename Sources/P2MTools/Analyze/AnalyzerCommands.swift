@@ -226,8 +226,11 @@ struct Rd: SessionCommand {
         var address: Hex64; var space: AddressSpaceName; var words: [Hex64]; var hex: String
         var text: String {
             var t = ""
-            let bytes = stride(from: 0, to: hex.count, by: 2).map { i -> UInt8 in
-                let s = hex.index(hex.startIndex, offsetBy: i); return UInt8(hex[s...hex.index(after: s)], radix: 16) ?? 0 }
+            // Linear: the hex digits as bytes, two at a time (indexing the String by offset was
+            // O(n) per byte, so rd of 65,536 words never finished).
+            func nibble(_ c: UInt8) -> UInt8 { c >= 0x61 ? c - 0x57 : (c >= 0x41 ? c - 0x37 : c &- 0x30) }
+            let digits = Array(hex.utf8)
+            let bytes = stride(from: 0, to: digits.count - 1, by: 2).map { nibble(digits[$0]) << 4 | nibble(digits[$0 + 1]) }
             for line in stride(from: 0, to: bytes.count, by: 16) {
                 let chunk = Array(bytes[line..<min(line + 16, bytes.count)])
                 let ws = words[(line / 8)..<min(words.count, line / 8 + 2)].map { String(format: "%016llx", $0.value) }
