@@ -7,7 +7,8 @@
 // program headers, section headers right after the ELF header, .note.Xen (DUMPCORE_NONE,
 // _HEADER {magic 0xF00FEBED, nr_vcpus, nr_pages, page_size}, _XEN_VERSION (1280 bytes),
 // _FORMAT_VERSION 1), .xen_prstatus (vcpu_guest_context, 5168 bytes per vCPU), .xen_shared_info,
-// .xen_pages (page aligned), .xen_p2m ({pfn, gmfn} pairs), .shstrtab last.
+// .xen_pages (page aligned), .xen_p2m ({pfn, gmfn} pairs, then filler to a whole 8 KiB chunk:
+// see p2mPairsPadded), .shstrtab last.
 //
 // One deliberate difference: libxc lists present pfns only, so a ballooned guest's entry index is
 // not its pfn — and crash 8.0.2 (kernel.c read_xc_p2m) takes the index for the pfn, which makes
@@ -116,7 +117,14 @@ public enum Extractor {
         let (pagesLen, o1) = n.multipliedReportingOverflow(by: 4096)
         guard !o1 else { throw DumpError(path, "too many pages") }
         let p2mOff = pagesOff + pagesLen
-        let noteOff = p2mOff + n * 16
+        // crash 8.0.2 (kernel.c read_xc_p2m) reads .xen_p2m in fixed 8192-byte chunks of 512
+        // pairs and fails on a short read ("cannot read from xch_index_offset offset …"): the
+        // pairs are followed by {~0, ~0} filler up to a whole chunk, outside the section's
+        // sh_size (libxc writes none, so crash failed on libxc's own files of such guests too).
+        // ~0, not zeros: crash compares the gmfn field with the mfn it looks for.
+        let p2mChunkPairs: UInt64 = 512
+        let p2mPairsPadded = (n + p2mChunkPairs - 1) / p2mChunkPairs * p2mChunkPairs
+        let noteOff = p2mOff + p2mPairsPadded * 16
         let strOff = noteOff + UInt64(noteBytes.count)
         func shdr(_ k: Int, type: UInt32, off: UInt64, size: UInt64, align: UInt64, entsize: UInt64) -> [UInt8] {
             le(UInt64(nameOff[k]), 4) + le(UInt64(type), 4) + le(0, 8) + le(0, 8) + le(off, 8) + le(size, 8) + le(0, 4) + le(0, 4) + le(align, 8) + le(entsize, 8)
@@ -183,6 +191,7 @@ public enum Extractor {
                 try pairs.withUnsafeBytes { try w.append(raw: UnsafeRawBufferPointer(rebasing: $0[0..<(k * 16)])) }
                 pfn += UInt64(k)
             }
+            try w.append([UInt8](repeating: 0xff, count: Int((p2mPairsPadded - n) * 16)))
             try w.append(noteBytes)
             try w.append(strtab)
             total = w.offset

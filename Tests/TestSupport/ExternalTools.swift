@@ -58,3 +58,15 @@ for smp in man['samples']:
         print('MISMATCH', hex(smp['vaddr']), smp['what'], got, smp['bytes'])
 print('format', k.attr['file.format'], 'samples', len(man['samples']), 'bad', bad)
 """
+
+/// Two calls at once (crash takes ~14 s to load a vmlinux, and the before/after comparisons
+/// run it on two dumps): their results in the order given.
+public func concurrently<T>(_ a: @escaping () throws -> T, _ b: @escaping () throws -> T) throws -> (T, T) {
+    var ra: Result<T, Error>?, rb: Result<T, Error>?
+    let lock = NSLock()
+    DispatchQueue.concurrentPerform(iterations: 2) { i in
+        let r = Result { try (i == 0 ? a : b)() }
+        lock.lock(); if i == 0 { ra = r } else { rb = r }; lock.unlock()
+    }
+    return (try ra!.get(), try rb!.get())
+}

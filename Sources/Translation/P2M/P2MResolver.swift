@@ -156,7 +156,10 @@ public final class XenP2MSectionSource: P2MTableSource {
     }
     public var name: String { "xen-p2m" }
     public var location: String { ".xen_p2m section (\(sorted.count) pairs)" }
-    public var coverage: P2MCoverage { P2MCoverage(entries: size, knowsIdentity: false, sparse: true) }
+    /// Neither identity nor foreign entries can be told: a {pfn, gmfn} pair names a frame of the
+    /// domain's own that the file holds (a grant-mapped FOREIGN frame is another domain's; libxc
+    /// and p2m-extract list it as INVALID, as the M2P sees it).
+    public var coverage: P2MCoverage { P2MCoverage(entries: size, knowsIdentity: false, sparse: true, knowsForeign: false) }
     public var sourceCode: P2MSource { .xlP2M }
     public func stream(into sink: P2MSink, progress: ((UInt64, UInt64) -> Void)?) throws {
         var next: UInt64 = 0
