@@ -54,11 +54,17 @@ venv:
 	  $(VENV)/bin/pip install -q "drgn==$(DRGN_VERSION)"
 	@$(VENV)/bin/python -c 'import p2mnote' 2>/dev/null || $(VENV)/bin/pip install -q -e python/
 
-test: deps real-dumps venv
-	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
-	P2MNOTE_LIBRARY=$(CURDIR)/.build/debug/libp2mnote.so $(VENV)/bin/python -m unittest discover -s python/tests -v
-	Tools/fuzz/run 60
+# Each phase says how long it took ("== phase NAME: N s"), the figures Tools/real-dump/README's
+# time budget is kept from.
+PHASE = Tools/phase
+test:
+	@$(PHASE) deps $(MAKE) --no-print-directory deps
+	@$(PHASE) real-dumps $(MAKE) --no-print-directory real-dumps
+	@$(PHASE) venv $(MAKE) --no-print-directory venv
+	@$(PHASE) swift-build $(SWIFT) build --build-tests
+	@$(PHASE) swift-test $(SWIFT) test --skip-build
+	@P2MNOTE_LIBRARY=$(CURDIR)/.build/debug/libp2mnote.so $(PHASE) python-test $(VENV)/bin/python -m unittest discover -s python/tests -v
+	@$(PHASE) fuzz Tools/fuzz/run 60
 
 # PREFIX/lib/libp2mnote.so (the Swift runtime linked in), PREFIX/include/p2mnote.h, a pkg-config
 # file, and the Python package in PREFIX/lib/python3.N/dist-packages (on sys.path for /usr/local) with a link to the library
