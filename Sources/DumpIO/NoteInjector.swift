@@ -113,7 +113,11 @@ public final class NoteInjector {
 
     /// `domain`: whose note to remove (nil: the only one); a note to add or replace is its own
     /// header's domain's, and the other domains' notes stay as they are.
-    public func run(action: InjectAction, note: [UInt8]?, domain: UInt32? = nil, dryRun: Bool = false) throws -> InjectReport {
+    ///
+    /// `verify` runs after the write, while every write can still be undone: when it throws, the
+    /// dump is put back byte for byte (a written note that no reader finds is a failure too).
+    public func run(action: InjectAction, note: [UInt8]?, domain: UInt32? = nil, dryRun: Bool = false,
+                    verify: (() throws -> Void)? = nil) throws -> InjectReport {
         var report = InjectReport()
         if !dryRun, try recover() {
             report.restoredJournal = true
@@ -123,7 +127,7 @@ public final class NoteInjector {
         let head = try opened.read(offset: 0, count: Int(min(opened.size, 64)))
         switch DumpSniffer.identify(head) {
         case .kdumpCompressed(let sig) where sig == "KDUMP   ":
-            try undoable(originalSize: opened.size, dryRun: dryRun) {
+            try undoable(originalSize: opened.size, dryRun: dryRun, verify: verify) {
                 try injectKdump(action: action, note: note, domain: domain, dryRun: dryRun, report: &report)
             }
             return report
@@ -151,7 +155,7 @@ public final class NoteInjector {
         fstat(fd, &st)
         guard UInt64(st.st_size) == dump.fileSize else { throw DumpError(path, "the dump changed while it was being opened") }
         let newNote = action == .remove ? nil : note
-        try undoable(originalSize: dump.fileSize, dryRun: dryRun) {
+        try undoable(originalSize: dump.fileSize, dryRun: dryRun, verify: verify) {
             switch dump.kind {
             case .kdumpELF: try injectELF(dump, fd: fd, existing: existing, newNote: newNote, dryRun: dryRun, report: &report)
             case .xenDumpCore: try injectXL(dump, fd: fd, existing: existing, newNote: newNote, dryRun: dryRun, report: &report)
@@ -163,9 +167,14 @@ public final class NoteInjector {
 
     /// Run one layout's injection; if it fails after writing, put the dump back before
     /// returning the error (and say so): no failed command leaves a dump changed.
-    private func undoable(originalSize: UInt64, dryRun: Bool, _ body: () throws -> Void) throws {
+    private func undoable(originalSize: UInt64, dryRun: Bool, verify: (() throws -> Void)?, _ body: () throws -> Void) throws {
         undo = []; touched = false
-        do { try body() } catch {
+        do {
+            try body()
+            if !dryRun, let v = verify {
+                do { try v() } catch let e as DumpError { throw e } catch { throw DumpError(path, "after writing: \(error)") }
+            }
+        } catch {
             // A failpoint that throws something other than a DumpError stands for the process
             // dying there: nothing can roll back, the journal is for the next run.
             guard !dryRun, touched, error is DumpError else { undo = []; touched = false; throw error }
@@ -206,6 +215,16 @@ public final class NoteInjector {
         for k in byOffset.indices.dropFirst() where byOffset[k].offset < byOffset[k - 1].offset + byOffset[k - 1].filesz {
             throw DumpError(d.path, offset: d.phoff + 56 * UInt64(byOffset[k].index),
                             "PT_LOAD \(byOffset[k].index) and PT_LOAD \(byOffset[k - 1].index) share file bytes at 0x\(String(byOffset[k].offset, radix: 16)); not injecting into this layout")
+        }
+        // Notes are 4-byte aligned and read until the first zero header: a note added at the end
+        // of a PT_NOTE of odd size, or after a zero header inside it, is one no reader finds.
+        // Refused before anything is written.
+        guard ns.size % 4 == 0 else {
+            throw DumpError(d.path, offset: d.phoff + 32, "PT_NOTE's p_filesz \(ns.size) is not a multiple of 4 (notes are 4-byte aligned); not injecting into this layout")
+        }
+        let walkedEnd = d.notes.filter { $0.fileOffset >= ns.offset && $0.fileOffset < noteEnd }.map { $0.fileOffset + $0.size }.max() ?? ns.offset
+        guard walkedEnd == noteEnd else {
+            throw DumpError(d.path, offset: walkedEnd, "a zero note header ends the notes \(noteEnd - walkedEnd) bytes before PT_NOTE's end at 0x\(String(noteEnd, radix: 16)): readers stop there, so a note added after it would never be read; not injecting into this layout")
         }
         let newBytes = newNote ?? []
         let newLen = UInt64(newBytes.count)
@@ -516,7 +535,13 @@ public final class NoteInjector {
         let fd = open(path, O_RDWR)
         var ok = fd >= 0
         if ok {
-            for (off, bytes) in undo.reversed() where ok { ok = (try? pwriteAll(fd, path, bytes, at: off)) != nil }
+            for (off, bytes) in undo.reversed() where ok {
+                // Bytes that are as they were need no write: a write that failed for want of a
+                // block (a full disk, into a hole) changed nothing, and writing the old zeros
+                // back would need that very block.
+                if let now = try? DumpFile.pread(fd, path, offset: off, count: bytes.count), now == bytes { continue }
+                ok = (try? pwriteAll(fd, path, bytes, at: off)) != nil
+            }
             ok = ok && ftruncate(fd, off_t(originalSize)) == 0 && fsync(fd) == 0
             close(fd)
         }

@@ -5,7 +5,10 @@ import Foundation
 import P2MFormat
 import Translation
 
-public let p2mnoteVersion = "p2mnote 0.3.0 (note format 1.0)"
+/// The one version string: the tools' --version and p2mnote_version() (the Python package's
+/// __version__ and pyproject.toml say the same number; python/tests/test_cli.py checks it).
+/// The note format is the newest the encoder writes (1.1 where a note records a domain).
+public let p2mnoteVersion = "p2mnote 0.3.0 (note format 1.1)"
 
 /// Addresses, pfns and mfns are hexadecimal, with or without 0x, as crash reads them.
 func parseHexArg(_ s: String) -> UInt64? {

@@ -130,7 +130,8 @@ public enum Emitter {
     }
 
 
-    /// `pfn mfn` lines (hex with 0x or decimal), `#` comments; `invalid` / `identity` words.
+    /// `pfn mfn` lines, both hex with or without 0x (as crash reads numbers, and as every other
+    /// pfn and mfn of these tools), `#` comments; `invalid` / `identity` words.
     static func emitText(_ o: EmitOptions) throws -> EmitResult {
         guard let text = try? String(contentsOfFile: o.input, encoding: .utf8) else { throw DumpError(o.input, "cannot read the text table") }
         var pairs: [(UInt64, UInt64)] = []
@@ -138,7 +139,7 @@ public enum Emitter {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
             if f.isEmpty { continue }
-            guard f.count == 2, let pfn = parseCountArg(String(f[0])) else {
+            guard f.count == 2, let pfn = parseHexArg(String(f[0])) else {
                 throw DumpError(o.input, "line \(i + 1): expected `PFN MFN` (or `PFN invalid|identity`), got \(raw.prefix(60))")
             }
             let v: UInt64
@@ -146,7 +147,7 @@ public enum Emitter {
             case "invalid": v = .max
             case "identity": v = pfn | P2MEntry.identityBit
             default:
-                guard let m = parseCountArg(String(f[1])) else { throw DumpError(o.input, "line \(i + 1): bad mfn \(f[1])") }
+                guard let m = parseHexArg(String(f[1])) else { throw DumpError(o.input, "line \(i + 1): bad mfn \(f[1]) (hex)") }
                 v = m
             }
             guard pfn < 1 << 40 else { throw DumpError(o.input, "line \(i + 1): pfn 0x\(String(pfn, radix: 16)) out of range") }

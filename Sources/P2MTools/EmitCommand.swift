@@ -10,7 +10,7 @@ public struct EmitCommand: ParsableCommand {
         abstract: "Read a Xen PV guest's p2m from a dump or a table and write it as a p2mnote ELF note.",
         discussion: reflow("""
         DUMP is a dom0 kdump vmcore (ELF, kdump-compressed or flattened) or an `xl dump-core` file; with --from raw or --from text,
-        a raw table (4- or 8-byte little-endian entries) or a text table (`pfn mfn` lines).
+        a raw table (4- or 8-byte little-endian entries) or a text table (`pfn mfn` lines, hex with or without 0x).
         From a dump, the linear list at xen_p2m_addr is read through the guest's own page tables
         in machine memory (needs xen_p2m_addr from --system-map, --vmlinux or VMCOREINFO) and
         compared with every other copy the dump holds (Xen's frame-list tree, .xen_p2m). Without
@@ -41,7 +41,8 @@ public struct EmitCommand: ParsableCommand {
     @Option(help: "A host dump's domain: its p2m from Xen's tables (frame table and M2P), its shared_info's frame list and linear list (`p2m-analyze HOST domains` lists them).") var domain: UInt16?
     @Flag(help: "A note for every PV guest of a host dump, written to OUT.domN.p2mnote (OUT: -o, default DUMP).") var allDomains = false
     @Option(help: "Xen's symbols (xen-syms or xen-syms.map), optional: checked against the host dump's Xen.") var xenSyms: String?
-    @Flag(inversion: .prefixedNo, help: "Compare with the dump's other copies of the table.") var compare = true
+    @Flag(name: .customLong("no-compare"), help: "Do not compare the map with the dump's other copies of the table (they are compared by default).") var noCompare = false
+    var compare: Bool { !noCompare }
     @Flag(help: "Print the summary (and errors, on stderr) as JSON.") var json = false
     @Option(help: "Also write the table as raw 8-byte little-endian entries (for inspection).") var rawOut: String?
 

@@ -93,7 +93,7 @@ public struct InjectCommand: ParsableCommand {
                 let report = try NoteInjector(path: target).run(action: replace ? .replace : .add, note: r.note.elfNoteBytes, dryRun: dryRun)
                 print("domain \(id): " + report.description)
             }
-            if !dryRun { try verifyUnchanged(before, target) }
+            if !dryRun, let v = try verifyUnchanged(before, target) { print(v) }
             done = true
             return
         }
@@ -130,24 +130,28 @@ public struct InjectCommand: ParsableCommand {
         let injector = NoteInjector(path: target)
         let action: InjectAction = remove ? .remove : (replace ? .replace : .add)
         let notesBefore = container.p2mNotes.count
-        let report = try injector.run(action: action, note: noteBytes, domain: domain.map(UInt32.init), dryRun: dryRun)
         let which: UInt32? = noteBytes.flatMap { try? P2MNote.descriptor(fromElfNote: $0) }.map { P2MNote.domainID(ofElfNoteDescriptor: $0) } ?? domain.map(UInt32.init)
+        // Re-open and check what is there now, while the injector can still undo every write:
+        // a failure here leaves the dump as it was (a note no reader finds is no success).
+        var verified: [String] = []
+        let report = try injector.run(action: action, note: noteBytes, domain: domain.map(UInt32.init), dryRun: dryRun) {
+            let after = try openDump(path: target)
+            if action == .remove {
+                let gone = which == nil ? true : (try after.p2mNote(domain: which)) == nil
+                guard after.p2mNotes.count == notesBefore - 1, gone else {
+                    throw DumpError(target, "the note is still there after removal")
+                }
+                verified.append("verified: no p2mnote note")
+            } else {
+                guard let n = try after.p2mNote(domain: which) else { throw DumpError(target, "the note is not found after injection") }
+                let dec = try P2MNote.decode(descriptor: n.desc)
+                verified.append("verified: note at file offset 0x\(String(n.fileOffset, radix: 16)) decodes (\(dec.header.nrPfns) pfns, digest 0x\(String(dec.header.mapDigest, radix: 16)))")
+            }
+            if let v = try verifyUnchanged(before, target) { verified.append(v) }
+        }
         print(report.description)
         if dryRun { print("dry run: nothing written"); done = true; return }
-        // Re-open and check what is there now.
-        let after = try openDump(path: target)
-        if action == .remove {
-            let gone = which == nil ? true : (try after.p2mNote(domain: which)) == nil
-            guard after.p2mNotes.count == notesBefore - 1, gone else {
-                throw DumpError(target, "the note is still there after removal")
-            }
-            print("verified: no p2mnote note")
-        } else {
-            guard let n = try after.p2mNote(domain: which) else { throw DumpError(target, "the note is not found after injection") }
-            let dec = try P2MNote.decode(descriptor: n.desc)
-            print("verified: note at file offset 0x\(String(n.fileOffset, radix: 16)) decodes (\(dec.header.nrPfns) pfns, digest 0x\(String(dec.header.mapDigest, radix: 16)))")
-        }
-        try verifyUnchanged(before, target)
+        verified.forEach { print($0) }
         print("wrote \(report.bytesWritten) bytes")
         done = true
     }
@@ -158,11 +162,11 @@ public struct InjectCommand: ParsableCommand {
     }
 
     /// --verify: the memory content hash taken before writing must be the one after.
-    func verifyUnchanged(_ before: UInt64?, _ target: String) throws {
-        guard let b = before else { return }
+    func verifyUnchanged(_ before: UInt64?, _ target: String) throws -> String? {
+        guard let b = before else { return nil }
         let a = try ContentHash.of(path: target)
         guard a == b else { throw DumpError(target, "memory content hash changed: 0x\(String(b, radix: 16)) → 0x\(String(a, radix: 16))") }
-        print("verified: memory content hash unchanged (0x\(String(a, radix: 16)))")
+        return "verified: memory content hash unchanged (0x\(String(a, radix: 16)))"
     }
 }
 

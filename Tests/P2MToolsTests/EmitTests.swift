@@ -113,6 +113,11 @@ func emitNote(_ g: GeneratedDump, _ edit: (inout EmitOptions) -> Void = { _ in }
         var o = EmitOptions(input: d + "/t.txt"); o.from = .text
         let m = try P2MNote.decode(descriptor: Emitter.emit(o).note.descriptor).map
         #expect(m.nrPfns == 6 && m.entry(PFN(2)) == .invalid && m.entry(PFN(3)) == .identity(PFN(3)) && m.entry(PFN(5))?.raw == 7)
+        // Hex with or without 0x, as everywhere else: "10 7dc00" is pfn 0x10, mfn 0x7dc00.
+        try "0 7dc00\n10 7dc10\n".write(toFile: d + "/h.txt", atomically: true, encoding: .utf8)
+        var h = o; h.input = d + "/h.txt"
+        let hm = try P2MNote.decode(descriptor: Emitter.emit(h).note.descriptor).map
+        #expect(hm.nrPfns == 0x11 && hm.entry(PFN(0))?.raw == 0x7dc00 && hm.entry(PFN(0x10))?.raw == 0x7dc10)
         try "0 0x100\n1 banana\n".write(toFile: d + "/bad.txt", atomically: true, encoding: .utf8)
         o.input = d + "/bad.txt"
         do { _ = try Emitter.emit(o); Issue.record("accepted garbage") } catch { #expect("\(error)".contains("line 2")) }

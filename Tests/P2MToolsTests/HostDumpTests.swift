@@ -54,6 +54,24 @@ import Translation
         let hash = try ContentHash.of(path: h.path)
         for n in notes { _ = try NoteInjector(path: h.path).run(action: .add, note: n) }
         #expect(try ContentHash.of(path: h.path) == hash && openDump(path: h.path).p2mNotes.count == notes.count)
+        // check with no --domain: every note, each against its own guest's tables (exit 2 if any fails).
+        var every = AnalyzerOptions(dump: h.path); every.systemMap = h.manifest.guests.first { $0.domainID == 0 }?.systemMap
+        let all = try AnalyzerSession(every).execute(["check"])
+        let checked = ((all.json as? [String: Any])?["notes"] as? [[String: Any]]) ?? []
+        #expect(all.exitCode == 0 && checked.count == notes.count && checked.allSatisfy { $0["ok"] as? Bool == true }, "\(all.text)")
+        // One guest's note made wrong (three made-up frames): that one fails, the check exits 2.
+        if let victim = h.manifest.guests.first(where: { $0.domainID != 0 }) {
+            let enc = P2MEncoder(width: .eight)
+            try enc.append(entries: [0x12345, 0x12346, 0x12347])
+            let bad = try enc.finish(metadata: P2MNoteMetadata(source: .textTable, domainID: UInt32(victim.domainID)))
+            let copy = d + "/wrong-note.vmcore"
+            #expect(try runTool(["cp", "--sparse=always", h.path, copy]).status == 0)
+            _ = try NoteInjector(path: copy).run(action: .replace, note: bad.elfNoteBytes)
+            every.dump = copy
+            let w = try AnalyzerSession(every).execute(["check"])
+            let wr = ((w.json as? [String: Any])?["notes"] as? [[String: Any]]) ?? []
+            #expect(w.exitCode == 2 && wr.filter { $0["ok"] as? Bool == false }.compactMap { $0["domain"] as? Int } == [Int(victim.domainID)], "\(w.text)")
+        }
         for (g, gd) in zip(h.manifest.guests, h.guests) {
             var a = AnalyzerOptions(dump: h.path); a.domain = g.domainID; a.systemMap = g.systemMap
             let s = try AnalyzerSession(a)

@@ -387,6 +387,12 @@ struct RealDumpTests {
         for n in [dom0Note.elfNoteBytes] + notes.map(\.1) { _ = try NoteInjector(path: copy).run(action: .add, note: n) }
         #expect(try ContentHash.of(path: copy) == before)
         #expect(try openDump(path: copy).p2mNotes.count == 3)
+        // check with no --domain validates all three, each against its own guest's tables.
+        var everyOptions = AnalyzerOptions(dump: copy); everyOptions.systemMap = realMap
+        let every = try AnalyzerSession(everyOptions).execute(["check"])
+        let checked = ((every.json as? [String: Any])?["notes"] as? [[String: Any]]) ?? []
+        #expect(every.exitCode == 0 && Set(checked.compactMap { $0["domain"] as? Int }) == Set([0] + ids.map { Int($0.1) }) && checked.allSatisfy { $0["ok"] as? Bool == true },
+                "check of every note: \(every.text)")
         for (name, id) in ids {
             var a = AnalyzerOptions(dump: copy); a.domain = id; a.systemMap = realMap
             let g = try AnalyzerSession(a)

@@ -85,6 +85,20 @@ public enum MalformedCorpus {
         try add("elf-note-past-end", set(elf, ph(0) + 8, UInt64(elf.count) - 8, 8), "PT_NOTE's data beyond the end of the file", ["PT_NOTE", "past the end"])
         try add("elf-note-huge", set(elf, ph(0) + 32, 1 << 40, 8), "PT_NOTE of 1 TiB", ["PT_NOTE"])
         try add("elf-note-odd-size", set(elf, ph(0) + 32, UInt64(notesSize - 3), 8), "PT_NOTE's size cuts the last note", ["note"])
+        // What inject wrote into and then could not find (it now refuses before writing, and
+        // undoes every write when a check after writing fails): emit and analyze read these.
+        // The last note's header zeroed (the notes before it, crash registers among them, still
+        // read, so emit works and inject gets as far as the layout): the notes end early.
+        var lastNote = notesOff, at = notesOff
+        while at + 12 <= notesOff + notesSize {
+            lastNote = at
+            at += 12 + Int((rd(elf, at, 4) + 3) & ~3) + Int((rd(elf, at + 4, 4) + 3) & ~3)
+        }
+        let zeroLast = set(set(set(elf, lastNote, 0, 4), lastNote + 4, 0, 4), lastNote + 8, 0, 4)
+        try add("elf-note-zero-last-header", zeroLast, "the last note header all zero: the notes end before PT_NOTE does", ["zero note header"], fail: ["inject"])
+        try add("elf-note-zero-last-header-appended", zeroLast + [UInt8](repeating: 0x5a, count: 4096),
+                "the same with 4 KiB of data appended after the last PT_LOAD", ["zero note header"], fail: ["inject"])
+        try add("elf-note-odd-size-overrun", set(elf, ph(0) + 32, UInt64(notesSize + 1), 8), "PT_NOTE one byte longer than its notes (odd size)", ["PT_NOTE", "multiple of 4"], fail: ["inject"])
         try add("elf-note-namesz-huge", set(elf, notesOff, 0x7fff_ffff, 4), "the first note's namesz 2^31", ["note"])
         try add("elf-note-descsz-huge", set(elf, notesOff + 4, 0xffff_fff0, 4), "the first note's descsz overruns PT_NOTE", ["note"])
         try add("elf-load-past-end", set(elf, load1 + 8, UInt64(elf.count) + (1 << 20), 8), "a PT_LOAD's data beyond the end of the file", ["PT_LOAD", "truncated"])

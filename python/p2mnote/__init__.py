@@ -56,7 +56,9 @@ __all__ = [
     "MACHINE",
 ]
 
-__version__ = "0.1.0"
+# The package's version: the same as pyproject.toml's and the library's (p2mnote_version(),
+# the tools' --version); test_cli checks that the three agree.
+__version__ = "0.3.0"
 
 KVIRT = "kvirt"
 PPHYS = "pphys"
@@ -695,5 +697,5 @@ def open(  # noqa: A001 - p2mnote.open, like gzip.open
 
 
 def version() -> str:
-    """p2mnote_version(): "p2mnote X.Y.Z (note format 1.0, API 1)"."""
+    """p2mnote_version(): "p2mnote X.Y.Z (note format 1.1, API 1)"."""
     return _lib.version()

@@ -177,7 +177,9 @@ def _info(args: argparse.Namespace) -> int:
                 failures.append(e.message)
                 out[key + "Error"] = e.message
         try:
-            out["vmcoreinfoSynthesised"] = d.vmcoreinfo().synthesised
+            vi = d.vmcoreinfo()
+            out["vmcoreinfoSynthesised"] = vi.synthesised
+            out["vmcoreinfoOrigin"] = vi.origin
         except p2mnote.P2MNoteError as e:
             out["vmcoreinfoError"] = e.message
     if args.json:
@@ -197,7 +199,7 @@ def _info(args: argparse.Namespace) -> int:
             j["p2m"] = {"pfns": out["p2m"].nr_pfns, "source": out["p2m"].source, "location": out["p2m"].location}
         if "banner" in out:
             j["banner"] = out["banner"]
-        for k in ("rootError", "p2mError", "bannerError", "vmcoreinfoSynthesised", "vmcoreinfoError"):
+        for k in ("rootError", "p2mError", "bannerError", "vmcoreinfoSynthesised", "vmcoreinfoOrigin", "vmcoreinfoError"):
             if k in out:
                 j[k] = out[k]
         print(json.dumps(j, indent=2))
@@ -214,7 +216,12 @@ def _info(args: argparse.Namespace) -> int:
         if "banner" in out:
             print(f"banner:     {out['banner']}")
         if "vmcoreinfoSynthesised" in out:
-            print(f"vmcoreinfo: {'made by the library' if out['vmcoreinfoSynthesised'] else 'the dump’s own'}")
+            how = {
+                "note": "the dump’s own note",
+                "kernel memory": "the kernel’s own text, read from its memory (vmcoreinfo_data)",
+                "synthesised": "made by the library from the dump",
+            }
+            print(f"vmcoreinfo: {how.get(out.get('vmcoreinfoOrigin', ''), out.get('vmcoreinfoOrigin', '?'))}")
     for f in failures:
         print(f"p2mnote: {f}", file=sys.stderr)
     return 1 if failures else 0

@@ -70,6 +70,14 @@ class CLI(unittest.TestCase):
         r = run("--version")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("API", r.stdout)
+        # One version everywhere: pyproject.toml, the package, the library, the tools.
+        with open(os.path.join(support.PYTHON_DIR, "pyproject.toml")) as f:
+            project = next(l.split('"')[1] for l in f if l.startswith("version = "))
+        self.assertEqual(p2mnote.__version__, project)
+        self.assertIn(f"p2mnote {project} ", p2mnote.version())
+        support.require_executable(support.ANALYZE, "p2m-analyze")
+        t = subprocess.run([support.ANALYZE, "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        self.assertIn(f"p2mnote {project} ", t.stdout)
 
     def test_info(self) -> None:
         r = run("info", self.g.path, "--system-map", self.g.system_map)
@@ -153,6 +161,13 @@ class CLI(unittest.TestCase):
         r = run("drgn", dump, "--vmlinux", vmlinux, stdin="print(len(list(for_each_module(prog))))\n")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout.strip(), str(support.recorded_module_count(gt)))
+        # info says where the VMCOREINFO came from: a Xen dom0 kdump has none of the guest's, so
+        # the library hands over the text the kernel prepared in its memory (not "made by").
+        r = run("info", dump, "--system-map", os.path.join(support.REAL_DIR, "System.map"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("vmcoreinfo: the kernel’s own text, read from its memory", r.stdout)
+        r = run("info", dump, "--system-map", os.path.join(support.REAL_DIR, "System.map"), "--json")
+        self.assertEqual(json.loads(r.stdout).get("vmcoreinfoOrigin"), "kernel memory", r.stdout)
 
 
 class LibraryLookup(unittest.TestCase):

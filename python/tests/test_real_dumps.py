@@ -1,4 +1,4 @@
-"""drgn through p2mnote.drgn on the real Xen dumps (Xen 4.17, Linux 6.1.0-57, made under qemu
+"""drgn through p2mnote.drgn on the real Xen dumps (Xen 4.17, Debian 12's current Linux 6.1, made under qemu
 from Debian's packages), checked against what was recorded live just before each dump
 (ground-truth/), and 1000 random kernel addresses read four ways: drgn, the library, the
 p2m-analyze CLI and python3-libkdumpfile.

@@ -118,7 +118,7 @@ struct p2mnote_walk {
     struct p2mnote_walk_step steps[5];
 };
 
-/* "p2mnote X.Y.Z (note format 1.0, API 1)"; static storage. */
+/* "p2mnote X.Y.Z (note format 1.1, API 1)"; static storage. */
 const char *p2mnote_version(void);
 
 /* The message of this thread's last failed call ("" if none); valid until this thread's next
@@ -178,7 +178,7 @@ p2mnote_status p2mnote_banner(p2mnote *h, const char **text);
  * when known; *synthesised 1). */
 p2mnote_status p2mnote_vmcoreinfo(p2mnote *h, const char **text, size_t *len, int *synthesised);
 
-/* Run one p2m-analyze command line (e.g. "check", "mod", "rd -64 linux_banner 4") and return
+/* Run one p2m-analyze command line (e.g. "check", "mod", "rd linux_banner 4") and return
  * its JSON envelope {"dump", "command", "result"} (Spec/json.md); free it with p2mnote_free.
  * A command that ran returns P2MNOTE_OK, also when its result reports a problem (check finding
  * differences); one that could not run (a bad command line, `check` on a dump without a note)

@@ -90,9 +90,15 @@ public struct AnalyzeCommand: ParsableCommand {
         }
         var g = Globals(o: o, json: json)
         let args = try AnalyzeCommand.extractGlobals(command, into: &g)
+        // `p2m-analyze DUMP -h`: the tool's own help, as before the dump (the words after the
+        // dump are captured for the command, so ArgumentParser never sees this one).
+        if args == ["-h"] || args == ["--help"] {
+            print(AnalyzeCommand.helpMessage())
+            return
+        }
         let asJSON = g.json
         var session: AnalyzerSession!
-        try reportingErrors(json: asJSON, tool: "p2m-analyze") { session = try AnalyzerSession(g.o) }
+        try reportingErrors(json: asJSON, tool: "p2m-analyze") { session = try AnalyzerSession(g.o); try session.refuseForeignSymbols() }
         if !args.isEmpty && args != ["-"] {
             try reportingErrors(json: asJSON, tool: "p2m-analyze") {
                 let out = try session.execute(args)
@@ -162,22 +168,30 @@ enum ShellWords {
 /// The interactive prompt: libedit's readline with history and completion of command words
 /// and symbols. SIGINT sets a flag that long commands check; the prompt itself carries on.
 final class Prompt {
-    nonisolated(unsafe) static var words: [String] = []
+    nonisolated(unsafe) static var commands: [String] = []
+    nonisolated(unsafe) static var symbols: [String] = []
+    /// What Tab offers: command words at the start of the line, symbols after them.
+    nonisolated(unsafe) static var completingCommand = true
     let historyPath: String
 
     init(symbols: SymbolTable) {
-        Prompt.words = Array(AnalyzerCommands.names).sorted() + ["help", "quit"] + symbols.allNames.sorted()
+        Prompt.commands = (Array(AnalyzerCommands.names) + ["help", "quit"]).sorted()
+        Prompt.symbols = symbols.allNames.sorted()
         historyPath = (ProcessInfo.processInfo.environment["HOME"] ?? ".") + "/.p2m_analyze_history"
         rl_readline_name = UnsafePointer(strdup("p2m-analyze"))
         rl_catch_signals = 0
-        rl_attempted_completion_function = { text, _, _ in
+        rl_attempted_completion_function = { text, start, _ in
             guard let text else { return nil }
             rl_attempted_completion_over = 1
+            // The word being completed is the command when only blanks stand before it.
+            let line = rl_line_buffer.map { String(cString: $0) } ?? ""
+            let before = Array(line.utf8.prefix(Int(max(0, start))))
+            Prompt.completingCommand = before.allSatisfy { $0 == 0x20 || $0 == 0x09 }
             return rl_completion_matches(text) { t, state in
                 struct S { nonisolated(unsafe) static var matches: [String] = []; nonisolated(unsafe) static var next = 0 }
                 if state == 0 {
                     let prefix = t.map { String(cString: $0) } ?? ""
-                    S.matches = Prompt.words.filter { $0.hasPrefix(prefix) }.prefix(1000).map { $0 }
+                    S.matches = (Prompt.completingCommand ? Prompt.commands : Prompt.symbols).filter { $0.hasPrefix(prefix) }.prefix(1000).map { $0 }
                     S.next = 0
                 }
                 guard S.next < S.matches.count else { return nil }

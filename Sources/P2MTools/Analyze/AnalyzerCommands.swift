@@ -174,20 +174,24 @@ struct Vtop: SessionCommand {
     @Argument(help: "Address (hex) or symbol[+offset].") var address: String
     struct Step: Encodable { var level: String; var tableMfn: MFN; var index: Int; var entry: Hex64; var flags: String }
     struct Result: TextResult {
-        var vaddr: KVAddr; var region: String; var steps: [Step]; var machine: MachAddr; var mfn: MFN; var pfn: String; var pageSize: UInt64
+        var vaddr: KVAddr; var region: String; var steps: [Step]; var machine: MachAddr; var mfn: MFN
+        /// The pfn whose p2m entry is the mfn ("0x…"; null when none, ambiguous or no p2m: see pfnStatus).
+        var pfn: PFN?; var pfnStatus: String; var pfnCandidates: [PFN]; var pageSize: UInt64
+        private var pfnText: String { AnalyzerSession.PfnOfMfn(pfn: pfn, status: pfnStatus, candidates: pfnCandidates).text }
         var text: String {
             var t = "VIRTUAL           \(vaddr)  (\(region))\n"
             for s in steps { t += String(format: "  %@  table mfn 0x%llx [%3d] = 0x%016llx  %@\n", s.level as NSString, s.tableMfn.rawValue, s.index, s.entry.value, s.flags as NSString) }
-            return t + "  MACHINE         \(machine)  (mfn \(mfn), \(pfn), page \(pageSize >> 10) KiB)\n"
+            return t + "  MACHINE         \(machine)  (mfn \(mfn), \(pfnText), page \(pageSize >> 10) KiB)\n"
         }
     }
     func execute(in s: AnalyzerSession) throws -> CommandOutput {
         let va = KVAddr(try s.parseAddress(address))
         let r = try s.kernel().pageTables.walk(va)
+        let p = s.pfn(ofMfn: r.address.mfn())
         let names = ["", "PTE", "PMD", "PUD", "PGD"]
         return try s.output("vtop", Result(vaddr: va, region: KernelRegion.of(va).rawValue,
                                            steps: r.steps.map { Step(level: names[$0.level], tableMfn: $0.tableMFN, index: $0.index, entry: Hex64($0.entry), flags: PTE.flagString($0.entry)) },
-                                           machine: r.address, mfn: r.address.mfn(), pfn: s.pfnDescription(ofMfn: r.address.mfn().rawValue), pageSize: r.pageSize))
+                                           machine: r.address, mfn: r.address.mfn(), pfn: p.pfn, pfnStatus: p.status, pfnCandidates: p.candidates, pageSize: r.pageSize))
     }
 }
 
@@ -281,7 +285,8 @@ struct Sym: SessionCommand {
         if let sym = s.symbols.lookup(what) {
             return try s.output("sym", Result(address: sym.address, symbol: sym.name, offset: Hex64(0), type: String(sym.type), region: KernelRegion.of(sym.address).rawValue))
         }
-        guard let v = parseHexArg(what) else {
+        // An address, or symbol+offset as rd and vtop take it: described as the address it names.
+        guard let v = parseHexArg(what) ?? (what.contains("+") ? try? s.parseAddress(what) : nil) else {
             throw AnalyzerError("symbol \(what) not found\(s.symbols.isEmpty ? " (no symbols: pass --system-map or --vmlinux)" : "")")
         }
         let va = KVAddr(v)
@@ -345,8 +350,12 @@ struct Mod: SessionCommand {
 // MARK: check
 
 struct Check: SessionCommand {
-    static let configuration = CommandConfiguration(abstract: "Validate the p2mnote note against the Spec, then against each of the dump's own tables over what both cover.")
+    static let configuration = CommandConfiguration(
+        abstract: "Validate every p2mnote note against the Spec, then against each of the dump's own tables over what both cover.",
+        discussion: "A crashed host's dump carries one note per guest: each is checked against that guest's own tables (--domain: that guest's only). Exit 2 when any note fails.")
     struct Result: TextResult {
+        /// The domain the note records (nil: none).
+        var domain: UInt32?
         var format: String
         var rule: Int?
         var error: String?
@@ -367,17 +376,54 @@ struct Check: SessionCommand {
         }
         var exitCode: Int32 { ok ? 0 : 2 }
     }
+    /// Several notes (a host dump's, no --domain): each one's result, under its domain.
+    struct Results: TextResult {
+        var notes: [Result]
+        var ok: Bool
+        var text: String {
+            notes.map { "domain \($0.domain.map { $0 == .max ? "(none)" : String($0) } ?? "?"):\n" + $0.text.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n" }.joined()
+                + "result:      \(ok ? "OK" : "MISMATCH") (\(notes.filter(\.ok).count) of \(notes.count) notes agree)\n"
+        }
+        var exitCode: Int32 { ok ? 0 : 2 }
+    }
+
     func execute(in s: AnalyzerSession) throws -> CommandOutput {
+        if s.options.domain == nil, s.dump.p2mNotes.count > 1 {
+            var results: [Result] = []
+            let ids = s.dump.p2mNotes.map { P2MNote.domainID(ofElfNoteDescriptor: $0.desc) }
+            for n in s.dump.p2mNotes {
+                let d = P2MNote.domainID(ofElfNoteDescriptor: n.desc)
+                if ids.filter({ $0 == d }).count > 1 {
+                    results.append(Result(domain: d, format: "invalid", error: "note at 0x\(String(n.fileOffset, radix: 16)): another note records the same domain; a dump carries at most one per domain", ok: false))
+                    continue
+                }
+                var ro = s.resolver.options
+                ro.domain = d <= UInt32(UInt16.max) ? UInt16(d) : nil
+                // --cr3 and --p2m-mfn name the session's own guest's tables, not the others'.
+                if d != 0 && d != .max { ro.cr3 = nil; ro.p2mMFN = nil }
+                // The System.map or vmlinux given is the session's own guest's (dom0's here); the
+                // other guests are checked from Xen's tables and their own shared_info only.
+                let own = d == 0 || d == .max
+                results.append(check(n.desc, domain: d, resolver: P2MResolver(dump: s.dump, symbols: own ? s.symbols : SymbolTable(), options: ro)))
+            }
+            return try s.output("check", Results(notes: results, ok: results.allSatisfy(\.ok)))
+        }
         guard let n = try s.dump.p2mNote(domain: s.options.domain.map(UInt32.init)) else {
             throw AnalyzerError("\(s.dump.path): no p2mnote note to check\(s.options.domain.map { " for domain \($0)" } ?? "")")
         }
+        return try s.output("check", check(n.desc, domain: P2MNote.domainID(ofElfNoteDescriptor: n.desc), resolver: s.resolver))
+    }
+
+    private func check(_ desc: [UInt8], domain: UInt32, resolver: P2MResolver) -> Result {
         let dec: DecodedP2MNote
-        do { dec = try P2MNote.decode(descriptor: n.desc) } catch let e as P2MFormatError {
-            return try s.output("check", Result(format: "invalid", rule: e.rule, error: e.description, ok: false))
+        do { dec = try P2MNote.decode(descriptor: desc) } catch let e as P2MFormatError {
+            return Result(domain: domain, format: "invalid", rule: e.rule, error: e.description, ok: false)
+        } catch {
+            return Result(domain: domain, format: "invalid", error: "\(error)", ok: false)
         }
-        let c = s.resolver.crossCheck(dec.map, identityKnown: dec.header.identityKnown)
-        return try s.output("check", Result(format: "ok", version: "\(dec.header.versionMajor).\(dec.header.versionMinor)", pfns: dec.header.nrPfns,
-                                            records: dec.header.nrRecords, crossCheck: c, ok: c.agrees))
+        let c = resolver.crossCheck(dec.map, identityKnown: dec.header.identityKnown)
+        return Result(domain: domain, format: "ok", version: "\(dec.header.versionMajor).\(dec.header.versionMinor)", pfns: dec.header.nrPfns,
+                      records: dec.header.nrRecords, crossCheck: c, ok: c.agrees)
     }
 }
 

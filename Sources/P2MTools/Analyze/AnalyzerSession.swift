@@ -76,7 +76,41 @@ public final class AnalyzerSession {
     /// Machine reads so far (tests count them to prove boundedness).
     public var machineReads: Int { dump.memory.readCount }
 
-    public func kernel() throws -> GuestKernel { try resolver.kernel() }
+    /// The guest kernel, its symbols checked once against the dump: a System.map or vmlinux of
+    /// another build put linux_banner where the dump holds something else, and banner printed
+    /// that and exited 0. A vmlinux is judged by its build ID or banner (KernelIdentity), a
+    /// System.map by the banner it points at.
+    public func kernel() throws -> GuestKernel {
+        let k = try resolver.kernel()
+        if symbolsChecked == nil { symbolsChecked = Result { try checkSymbols(k) } }
+        try symbolsChecked?.get()
+        return k
+    }
+    private var symbolsChecked: Result<Void, Error>?
+
+    /// Refuse another build's System.map or vmlinux before any command runs (any other reason
+    /// the kernel cannot be read is left to the commands that need it, which say it).
+    public func refuseForeignSymbols() throws {
+        guard options.systemMap != nil || options.vmlinux != nil else { return }
+        do { _ = try kernel() } catch let e as AnalyzerError { throw e } catch let e as TranslationError where e.kind == .mismatch { throw e } catch {}
+    }
+
+    private func checkSymbols(_ k: GuestKernel) throws {
+        guard options.systemMap != nil || options.vmlinux != nil, let at = symbols.address("linux_banner") else { return }
+        let source = [options.systemMap, options.vmlinux].compactMap { $0 }.joined(separator: " and ")
+        if let v = options.vmlinux {
+            let image = try VmlinuxImage(path: v, bannerAddress: at.rawValue &- (dump.vmcoreInfo?.kernelOffset ?? 0))
+            try KernelIdentity.check(image, against: k)
+        }
+        // Bytes that cannot be read (a page the dump lacks) blame the dump, not the map: the
+        // commands that need them say so.
+        guard let bytes = try? k.pageTables.readBytes(at, count: 160) else { return }
+        let text = KernelIdentity.bannerText(bytes)
+        guard text.hasPrefix("Linux version ") else {
+            let shown = String(text.prefix(60).map { $0.isASCII && !$0.isNewline && $0 >= " " ? $0 : "." })
+            throw AnalyzerError("\(source) is not this dump's kernel's: its linux_banner, \(at), reads \"\(shown)\" in \(dump.path), not \"Linux version …\"; give the System.map or vmlinux of the kernel that crashed")
+        }
+    }
 
     /// The p2m in use, through the resolver (the note first).
     public func p2m() throws -> (map: P2MMap, source: P2MTableSource) {
@@ -107,12 +141,28 @@ public final class AnalyzerSession {
         return v
     }
 
-    func pfnDescription(ofMfn mfn: UInt64) -> String {
-        guard let (map, _) = try? p2m() else { return "pfn ?" }
-        switch map.m2p(MFN(mfn)) {
-        case .none: return "pfn none"
-        case .unique(let p): return "pfn \(p)"
-        case .ambiguous(let ps): return "pfn ambiguous (\(ps.map(\.description).joined(separator: ", ")))"
+    /// The pfn whose p2m entry is `mfn`: its value for JSON (a pfn, or nil), how it stands
+    /// ("unique", "none", "ambiguous", "unknown": no p2m) with every candidate, and the text.
+    struct PfnOfMfn: Encodable {
+        var pfn: PFN?
+        var status: String
+        var candidates: [PFN]
+        var text: String {
+            switch status {
+            case "unique": return "pfn \(pfn.map(\.description) ?? "?")"
+            case "ambiguous": return "pfn ambiguous (\(candidates.map(\.description).joined(separator: ", ")))"
+            case "none": return "pfn none"
+            default: return "pfn ?"
+            }
+        }
+    }
+
+    func pfn(ofMfn mfn: MFN) -> PfnOfMfn {
+        guard let (map, _) = try? p2m() else { return PfnOfMfn(pfn: nil, status: "unknown", candidates: []) }
+        switch map.m2p(mfn) {
+        case .none: return PfnOfMfn(pfn: nil, status: "none", candidates: [])
+        case .unique(let p): return PfnOfMfn(pfn: p, status: "unique", candidates: [p])
+        case .ambiguous(let ps): return PfnOfMfn(pfn: nil, status: "ambiguous", candidates: ps)
         }
     }
 
@@ -123,26 +173,53 @@ public final class AnalyzerSession {
 
     // MARK: commands
 
-    /// Run one command line as typed ("rd -64 linux_banner 4"); "quotes" group words.
+    /// Run one command line as typed ("rd linux_banner 4"); "quotes" group words.
     public func execute(line: String) throws -> CommandOutput { try execute(ShellWords.split(line)) }
 
     /// Run one command line (already split into words): the same parser in every mode, so
     /// `rd --help`, options after the command and errors behave alike.
     public func execute(_ argv: [String]) throws -> CommandOutput {
         guard let word = argv.first else { throw AnalyzerError("no command; try help") }
-        guard AnalyzerCommands.names.contains(word) || word == "help" else {
+        if let h = try help(argv) { return h }
+        guard AnalyzerCommands.names.contains(word) else {
             throw AnalyzerError("unknown command \(word); try help")
         }
         let parsed: ParsableCommand
         do { parsed = try AnalyzerCommands.parseAsRoot(argv) } catch {
-            let code = AnalyzerCommands.exitCode(for: error)
-            let msg = AnalyzerCommands.fullMessage(for: error)
-            if code == .success { return CommandOutput(command: word, text: msg + "\n", jsonData: Data("{\"help\":\(String(decoding: (try? jsonLineEncoder.encode(msg)) ?? Data(), as: UTF8.self))}".utf8)) }
-            throw AnalyzerError(msg)
+            throw AnalyzerError(AnalyzerCommands.fullMessage(for: error))
         }
-        guard let c = parsed as? SessionCommand else {
-            return CommandOutput(command: word, text: AnalyzerCommands.helpMessage() + "\n", jsonData: Data("{}".utf8))
-        }
+        guard let c = parsed as? SessionCommand else { throw AnalyzerError("unknown command \(word); try help") }
         return try c.execute(in: self)
     }
+
+    /// `help`, `help CMD`, `CMD --help` and `CMD -h` (no command takes -h): the command's own
+    /// usage, options and abstract, the same in one-shot, prompt and script modes; JSON carries
+    /// the same text. nil when the words ask for no help.
+    func help(_ argv: [String]) throws -> CommandOutput? {
+        guard let word = argv.first else { return nil }
+        let target: String?
+        if word == "help" {
+            target = argv.dropFirst().first
+        } else if argv.dropFirst().contains(where: { $0 == "--help" || $0 == "-h" }) {
+            target = word
+        } else {
+            return nil
+        }
+        let text: String
+        if let t = target {
+            guard let sub = AnalyzerCommands.configuration.subcommands.first(where: { $0._commandName == t }) else {
+                throw AnalyzerError("unknown command \(t); try help")
+            }
+            text = AnalyzerCommands.helpMessage(for: sub).replacingOccurrences(of: "USAGE:  ", with: "USAGE: ")
+        } else {
+            text = "Commands (COMMAND --help or help COMMAND for each):\n\(AnalyzerCommands.summary)\n  help    This list, or a command's help.\n  quit    Leave the prompt (also q, exit, Ctrl-D)."
+        }
+        return try output("help", HelpResult(command: target, help: text))
+    }
+}
+
+struct HelpResult: TextResult {
+    var command: String?
+    var help: String
+    var text: String { help.hasSuffix("\n") ? help : help + "\n" }
 }

@@ -38,11 +38,13 @@ public final class GuestKernel {
 
     /// Find the root page table: `cr3` if given, else each root the dump records, keeping the
     /// first under which the kernel's own symbols translate.
-    public init(dump: DumpContainer, symbols: SymbolTable, walker: PageTableWalker, cr3: UInt64? = nil) throws {
+    /// `cr3`: a root to use as it is (given with --cr3, or a domain's published root, named by
+    /// `cr3Source`); else the roots the dump records, the first that maps the symbols.
+    public init(dump: DumpContainer, symbols: SymbolTable, walker: PageTableWalker, cr3: UInt64? = nil, cr3Source: String = "--cr3") throws {
         self.dump = dump
         self.symbols = symbols
         var candidates: [RecordedRoot] = []
-        if let c = cr3 { candidates.append(RecordedRoot(cr3: c, source: "--cr3")) }
+        if let c = cr3 { candidates.append(RecordedRoot(cr3: c, source: cr3Source)) }
         candidates += try dump.recordedRoots()
         guard !candidates.isEmpty else {
             throw TranslationError("\(dump.path): no page-table root: the dump has no Xen crash-regs note (and no vcpu context); pass --cr3 with the machine address of the guest's top page table", kind: .noRoot)

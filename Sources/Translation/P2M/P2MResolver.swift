@@ -276,7 +276,13 @@ public final class P2MResolver {
     /// The guest kernel (its page-table root found once).
     public func kernel() throws -> GuestKernel {
         if let r = kernelResult { return try r.get() }
-        let r = Result { try GuestKernel(dump: dump, symbols: symbols, walker: walker, cr3: try domainRoot() ?? options.cr3) }
+        let r = Result { () -> GuestKernel in
+            // Say where the root came from: --cr3 only when it was given.
+            if options.cr3 == nil, let d = try domainRoot() {
+                return try GuestKernel(dump: dump, symbols: symbols, walker: walker, cr3: d, cr3Source: "the domain's p2m_cr3 in its shared_info")
+            }
+            return try GuestKernel(dump: dump, symbols: symbols, walker: walker, cr3: options.cr3)
+        }
         kernelResult = r
         return try r.get()
     }

@@ -1,0 +1,81 @@
+import DumpGen
+import Foundation
+import Testing
+import TestSupport
+@testable import P2MTools
+
+/// What a new user typed (issue "What a new user hit"): per-command help in every mode, the
+/// tool's own -h after the dump, and symbol+offset in `sym`.
+@Suite(.serialized) struct AnalyzerHelpTests {
+    @Test func perCommandHelpInEveryMode() throws {
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let g = try dom0(d)
+        let analyze = tool("p2m-analyze")
+        // rd's own help names its own options and argument, and not the other commands.
+        func isRdHelp(_ s: String) -> Bool {
+            s.contains("USAGE: rd") && s.contains("pseudo-physical") && s.contains("<address>") && !s.contains("linux_banner.")
+        }
+        for argv in [["rd", "--help"], ["rd", "-h"], ["help", "rd"], ["rd", "0", "--help"]] {
+            let r = try runTool([analyze, g.path] + argv)
+            #expect(r.status == 0 && isRdHelp(r.stdout), "one-shot \(argv): \(r.status) \(r.stdout.prefix(300)) \(r.stderr)")
+        }
+        let v = try runTool([analyze, g.path, "vtop", "-h"])
+        #expect(v.status == 0 && v.stdout.contains("USAGE: vtop"), "\(v.stdout.prefix(300))")
+        // Script mode (stdin), text and JSON: the same text; JSON in the envelope, never {}.
+        let s = try runTool([analyze, g.path, "-"], stdin: "help rd\nrd --help\n")
+        #expect(s.status == 0 && s.stdout.components(separatedBy: "USAGE: rd").count == 3, "\(s.stdout.prefix(600)) \(s.stderr)")
+        let j = try runTool([analyze, g.path, "--json", "-"], stdin: "help\nhelp rd\n")
+        let lines = j.stdout.split(separator: "\n")
+        #expect(j.status == 0 && lines.count == 2, "\(j.stdout.prefix(400)) \(j.stderr)")
+        for l in lines {
+            let env = try #require(try JSONSerialization.jsonObject(with: Data(l.utf8)) as? [String: Any])
+            let help = (env["result"] as? [String: Any])?["help"] as? String
+            #expect(env["command"] as? String == "help" && (help?.count ?? 0) > 40, "\(l.prefix(200))")
+        }
+        #expect(String(lines.last ?? "").contains("USAGE: rd"))
+        // An unknown command's help is an error, exit 1, naming it.
+        let u = try runTool([analyze, g.path, "help", "frobnicate"])
+        #expect(u.status == 1 && u.stderr.contains("frobnicate"), "\(u.status) \(u.stderr)")
+        // `p2m-analyze DUMP -h`: the tool's help (was "unknown command -h").
+        let t = try runTool([analyze, g.path, "-h"])
+        #expect(t.status == 0 && t.stdout.contains("USAGE: p2m-analyze"), "\(t.status) \(t.stdout.prefix(200)) \(t.stderr)")
+    }
+
+    @Test func symTakesSymbolPlusOffset() throws {
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let g = try dom0(d)
+        let s = try AnalyzerSession({ var o = AnalyzerOptions(dump: g.path); o.systemMap = g.systemMapPath; return o }())
+        let base = try #require((try s.execute(["sym", "linux_banner"]).json as? [String: Any])?["address"] as? String)
+        let r = try s.execute(["sym", "linux_banner+8"])
+        let j = try #require(r.json as? [String: Any])
+        #expect(j["symbol"] as? String == "linux_banner" && j["offset"] as? String == "0x8", "\(r.text)")
+        #expect(UInt64((j["address"] as? String ?? "").dropFirst(2), radix: 16) == UInt64(base.dropFirst(2), radix: 16).map { $0 + 8 })
+        #expect(throws: AnalyzerError.self) { _ = try s.execute(["sym", "no_such_symbol+8"]) }
+        // vtop's pfn in JSON is a pfn ("0x…"), not the text "pfn 0x…"; its p2m entry is the mfn.
+        let v = try #require(try s.execute(["vtop", "linux_banner"]).json as? [String: Any])
+        let pfn = try #require(v["pfn"] as? String, "\(v)")
+        #expect(pfn.hasPrefix("0x") && UInt64(pfn.dropFirst(2), radix: 16) != nil && v["pfnStatus"] as? String == "unique", "\(v)")
+        let entry = try #require((try s.execute(["p2m", pfn]).json as? [String: Any]), "p2m \(pfn)")
+        #expect("\(entry)".contains(v["mfn"] as? String ?? "?"), "p2m \(pfn): \(entry) vs mfn \(String(describing: v["mfn"]))")
+    }
+
+    /// Another build's System.map (here: linux_banner 0x40 further on, where the dump holds no
+    /// banner) is refused with exit 1 naming the map; banner printed the bytes and exited 0.
+    @Test func anotherBuildsSystemMapIsRefused() throws {
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let g = try dom0(d)
+        let lines = try String(contentsOfFile: g.systemMapPath, encoding: .utf8).split(separator: "\n").map { l -> String in
+            let f = l.split(separator: " ")
+            guard f.count == 3, f[2] == "linux_banner", let a = UInt64(f[0], radix: 16) else { return String(l) }
+            return String(format: "%016llx", a + 0x40) + " \(f[1]) \(f[2])"
+        }
+        let wrong = d + "/other.System.map"
+        try (lines.joined(separator: "\n") + "\n").write(toFile: wrong, atomically: true, encoding: .utf8)
+        for cmd in [["banner"], ["info"], ["mod"]] {
+            let r = try runTool([tool("p2m-analyze"), g.path, "--system-map", wrong] + cmd)
+            #expect(r.status == 1 && r.stderr.contains("other.System.map") && r.stderr.contains("not this dump's kernel"), "\(cmd): \(r.status) \(r.stdout.prefix(200)) \(r.stderr)")
+        }
+        let ok = try runTool([tool("p2m-analyze"), g.path, "--system-map", g.systemMapPath, "banner"])
+        #expect(ok.status == 0 && ok.stdout.hasPrefix("Linux version"), "\(ok.stderr)")
+    }
+}
