@@ -19,7 +19,7 @@ import TestSupport
         }
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
         let cases = try MalformedCorpus.write(to: d + "/corpus")
-        #expect(cases.count >= 60, "the corpus has \(cases.count) inputs")
+        #expect(cases.count >= 100, "the corpus has \(cases.count) inputs")
         let map = d + "/corpus/guest.System.map"
         var refusals = 0, extractRefusals = 0
         for c in cases {

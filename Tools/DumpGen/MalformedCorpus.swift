@@ -99,6 +99,25 @@ public enum MalformedCorpus {
         try add("elf-note-zero-last-header-appended", zeroLast + [UInt8](repeating: 0x5a, count: 4096),
                 "the same with 4 KiB of data appended after the last PT_LOAD", ["zero note header"], fail: ["inject"])
         try add("elf-note-odd-size-overrun", set(elf, ph(0) + 32, UInt64(notesSize + 1), 8), "PT_NOTE one byte longer than its notes (odd size)", ["PT_NOTE", "multiple of 4"], fail: ["inject"])
+        // Notes overrunning PT_NOTE, PT_NOTE over other bytes, segments of no size or crossing
+        // the notes: every tool reads or refuses, none traps or hangs; inject changes nothing
+        // when it refuses. (fail: [] where the tools may read what is left.)
+        let name0 = Int((rd(elf, notesOff, 4) + 3) & ~3)
+        try add("elf-note-first-desc-overruns-4", set(elf, notesOff + 4, UInt64(notesSize - 12 - name0 + 4), 4), "the first note's descsz overruns PT_NOTE by 4 bytes", ["note", "overruns"])
+        try add("elf-note-first-namesz-overruns", set(elf, notesOff, UInt64(notesSize), 4), "the first note's namesz as large as PT_NOTE", ["note"])
+        let lastName = Int((rd(elf, lastNote, 4) + 3) & ~3)
+        try add("elf-note-last-desc-overruns", set(elf, lastNote + 4, UInt64(notesOff + notesSize - lastNote - 12 - lastName + 8), 4), "the last note's descsz overruns PT_NOTE by 8 bytes", ["note", "overruns"])
+        try add("elf-note-size-0", set(set(elf, ph(0) + 32, 0, 8), ph(0) + 40, 0, 8), "PT_NOTE of no bytes (no notes at all)", [], fail: [])
+        try add("elf-note-odd-size-plus-5", set(elf, ph(0) + 32, UInt64(notesSize + 5), 8), "PT_NOTE 5 bytes longer than its notes", ["multiple of 4"], fail: ["inject"])
+        let firstLoadOff = Int(rd(elf, load1 + 8, 8))
+        try add("elf-note-over-load-data", set(elf, ph(0) + 8, UInt64(firstLoadOff), 8), "PT_NOTE's offset moved onto the first PT_LOAD's data", [], fail: [])
+        try add("elf-load-filesz-0", set(elf, load1 + 32, 0, 8), "a PT_LOAD with memory but no file bytes (p_filesz 0)", [], fail: [])
+        try add("elf-load-memsz-below-filesz", set(elf, load1 + 40, rd(elf, load1 + 32, 8) / 2, 8), "a PT_LOAD whose p_memsz is half its p_filesz", [], fail: [])
+        try add("elf-load-offset-in-notes", set(elf, load1 + 8, UInt64(notesOff), 8), "a PT_LOAD whose data starts inside PT_NOTE", [], fail: [])
+        try add("elf-second-pt-note", set(elf, ph(1), 4, 4), "the first PT_LOAD's header turned into a second PT_NOTE", [], fail: [])
+        try add("elf-phnum-1", set(elf, 0x38, 1, 2), "PT_NOTE only: no PT_LOAD", [], fail: [])
+        try add("elf-truncated-in-notes", Array(elf[0..<(notesOff + notesSize / 2)]), "cut inside the notes", [], fail: [])
+        try add("elf-header-only", Array(elf[0..<64]), "the ELF header alone", [], fail: [])
         try add("elf-note-namesz-huge", set(elf, notesOff, 0x7fff_ffff, 4), "the first note's namesz 2^31", ["note"])
         try add("elf-note-descsz-huge", set(elf, notesOff + 4, 0xffff_fff0, 4), "the first note's descsz overruns PT_NOTE", ["note"])
         try add("elf-load-past-end", set(elf, load1 + 8, UInt64(elf.count) + (1 << 20), 8), "a PT_LOAD's data beyond the end of the file", ["PT_LOAD", "truncated"])
@@ -148,6 +167,23 @@ public enum MalformedCorpus {
         try add("xl-p2m-unsorted", unsorted, ".xen_p2m out of pfn order", ["pfn order"])
         try add("xl-section-name-garbage", set(xl, sh(1), 0xffff_fff0, 4), "a section name offset beyond the name table", ["section"])
         try add("xl-truncated-half", Array(xl[0..<(xl.count / 2)]), "an xl dump-core cut in half", ["section"])
+        let pagesShdr = sh(pagesIdx)
+        try add("xl-pages-size-0", set(xl, pagesShdr + 32, 0, 8), ".xen_pages of no bytes", [], fail: [])
+        try add("xl-pages-offset-wraps", set(xl, pagesShdr + 24, .max - 4095, 8), ".xen_pages at an offset that wraps past 2^64", [], fail: [])
+        try add("xl-p2m-size-0", set(xl, sh(p2mIdx) + 32, 0, 8), ".xen_p2m of no bytes", [], fail: [])
+        try add("xl-shentsize-32", set(xl, 0x3a, 32, 2), "e_shentsize 32", [], fail: [])
+        if let noteIdx = names.firstIndex(of: ".note.Xen") {
+            let o = Int(rd(xl, sh(noteIdx) + 24, 8)), n = Int(rd(xl, sh(noteIdx) + 32, 8))
+            var z = xl; if o + n <= z.count { z.replaceSubrange(o..<o + n, with: [UInt8](repeating: 0, count: n)) }
+            try add("xl-note-xen-zeroed", z, ".note.Xen all zero (no header note)", [], fail: [])
+        }
+        if let prIdx = names.firstIndex(of: ".xen_prstatus") {
+            try add("xl-prstatus-size-0", set(xl, sh(prIdx) + 32, 0, 8), ".xen_prstatus of no bytes (no vCPU context)", [], fail: [])
+        }
+        if let siIdx = names.firstIndex(of: ".xen_shared_info") {
+            try add("xl-shared-info-past-end", set(xl, sh(siIdx) + 24, UInt64(xl.count) + 8192, 8), ".xen_shared_info beyond the end of the file", [], fail: [])
+        }
+        try add("xl-truncated-in-p2m", Array(xl[0..<(p2mOff + Int(p2mSize) / 2)]), "cut inside .xen_p2m", [], fail: [])
         // --- kdump-compressed ---
         let bs = Int(rd(kd, 428, 4))
         try add("kdump-100-bytes", Array(kd[0..<100]), "a kdump-compressed header cut at 100 bytes", ["100 bytes"])
@@ -177,6 +213,18 @@ public enum MalformedCorpus {
         let page0 = Int(rd(kd, desc0, 8))
         try add("kdump-zlib-garbage", set(kd, page0, 0xdead_beef_dead_beef, 8), "a zlib page that does not decompress", ["decompress"], fail: ["analyze", "library"], readMachine: g.manifest.cr3, warn: ["emit"])
         try add("kdump-truncated-in-data", Array(kd[0..<(desc0 + (kd.count - desc0) / 2)]), "cut inside the page data", ["truncated"], fail: ["emit", "inject"])
+        // Truncated and damaged bitmaps, descriptors pointing at the header.
+        let firstBitmap = (1 + subBlocks) * bs
+        try add("kdump-truncated-in-first-bitmap", Array(kd[0..<(firstBitmap + bitmapBlocks * bs / 4)]), "cut inside the first (valid-pages) bitmap", [], fail: [])
+        try add("kdump-truncated-in-second-bitmap", Array(kd[0..<(dumpable + bitmapBlocks * bs / 4)]), "cut inside the second (dumpable-pages) bitmap", [], fail: [])
+        var allOnes = kd
+        allOnes.replaceSubrange(dumpable..<(dumpable + bitmapBlocks * bs / 2), with: [UInt8](repeating: 0xff, count: bitmapBlocks * bs / 2))
+        try add("kdump-dumpable-bitmap-all-ones", allOnes, "every page claimed dumpable: the descriptors no longer line up", [], fail: [])
+        var allZero = kd
+        allZero.replaceSubrange(dumpable..<(dumpable + bitmapBlocks * bs / 2), with: [UInt8](repeating: 0, count: bitmapBlocks * bs / 2))
+        try add("kdump-dumpable-bitmap-all-zero", allZero, "no page dumpable", [], fail: [])
+        try add("kdump-desc-offset-0", set(kd, desc0, 0, 8), "a page descriptor pointing at the file's header", [], fail: [])
+        try add("kdump-sub-hdr-size-0", set(kd, 432, 0, 4), "sub_hdr_size 0", [], fail: [])
         // --- flattened ---
         try add("flat-version-2", be(flat, 24, 2), "flattened header version 2", ["version"])
         try add("flat-record-size-0", be(flat, 4096 + 8, 0), "a record of size 0", ["size 0"])
@@ -184,7 +232,13 @@ public enum MalformedCorpus {
         try add("flat-record-huge", be(flat, 4096 + 8, 1 << 62), "a record of 2^62 bytes", ["record"])
         try add("flat-no-end-marker", Array(flat[0..<(flat.count - 16)]), "a stream cut before its end marker", ["end marker"])
         try add("flat-truncated-header", Array(flat[0..<2000]), "cut inside the 4096-byte header", ["flattened"])
+        try add("flat-record-offset-2-63", be(flat, 4096, 1 << 63), "a record at offset 2^63", [], fail: [])
+        try add("flat-record-end-past-2-63", be(be(flat, 4096, (1 << 63) - 100), 4096 + 8, 4096), "a record running past offset 2^63", [], fail: [])
+        try add("flat-record-size-past-stream", be(flat, 4096 + 8, UInt64(flat.count)), "a record longer than the rest of the stream", [], fail: [])
+        try add("flat-record-over-header", be(flat, 4096, 0), "the first record written over the kdump header at offset 0", [], fail: [])
         // --- not dumps ---
+        try add("zeros-4k", [UInt8](repeating: 0, count: 4096), "4 KiB of zeros", [], fail: [])
+        try add("xz", [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00] + [UInt8](repeating: 0x33, count: 300), "an xz file", [], fail: [])
         try add("gzip", [0x1f, 0x8b, 8, 0] + [UInt8](repeating: 0x55, count: 200), "a gzip file (a compressed dump not unpacked)", ["gzip"])
         var rng = SplitMix64(seed: 99)
         try add("random-bytes", (0..<4096).map { _ in UInt8(truncatingIfNeeded: rng.next()) }, "4 KiB of random bytes", ["not", "dump"])

@@ -247,6 +247,24 @@ struct AnalyzeBench: ParsableCommand {
         var ok = 0
         let (_, vT) = time { for va in addrs { if (try? w.translate(va, root: view.root, form: .x86_64)) != nil { ok += 1 } } }
         print(String(format: "vtop: %d translations in %.3f s = %.2f M/s (target ≥ 1 M/s); %d mapped; %d table pages read", n, vT, Double(n) / vT / 1e6, ok, w.tableReads))
+        // rd: reading and rendering grow linearly with the count (it was quadratic: 65,536 words
+        // never finished). Medians of 5, machine memory, text and JSON as the CLI makes them.
+        func rdTime(_ words: Int, json: Bool) throws -> Double {
+            var ts: [Double] = []
+            for _ in 0..<5 {
+                let (_, t) = try time { () -> Int in
+                    let out = try s.execute(["rd", "-m", "0x100000", String(words)])
+                    return json ? out.jsonData.count : out.text.utf8.count
+                }
+                ts.append(t)
+            }
+            return ts.sorted()[2]
+        }
+        for json in [false, true] {
+            let small = try rdTime(4096, json: json), big = try rdTime(65536, json: json)
+            print(String(format: "rd -m %@: 4,096 words %.3f s, 65,536 words %.3f s: %.1f× the time for 16× the words (target ≤ 20×)",
+                         json ? "(JSON)" : "(text)", small, big, big / small))
+        }
     }
 }
 

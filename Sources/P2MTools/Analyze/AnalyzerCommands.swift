@@ -255,11 +255,21 @@ struct Rd: SessionCommand {
         guard let n = parseCountArg(count), n >= 1, n <= 1 << 16 else { throw AnalyzerError("COUNT must be 1 … 65536 (decimal), got \(count)") }
         var bytes = [UInt8](repeating: 0, count: Int(n) * 8)
         let space: AddressSpaceName = physical ? .physical : (machine ? .machine : .kvaddr)
-        try bytes.withUnsafeMutableBytes { buf in
-            switch space {
-            case .machine: try s.dump.memory.read(MachAddr(addr), into: buf)
-            case .physical: try s.pseudoPhysical().read(PhysAddr(addr), into: buf)
-            case .kvaddr: try s.kernel().pageTables.read(KVAddr(addr), into: buf)
+        // In 64 KiB pieces, Ctrl-C honoured between them (the prompt's handler sets the flag).
+        let piece = 1 << 16
+        try bytes.withUnsafeMutableBytes { all in
+            var done = 0
+            while done < all.count {
+                try Interrupt.check()
+                let buf = UnsafeMutableRawBufferPointer(rebasing: all[done..<min(all.count, done + piece)])
+                let (at, o) = addr.addingReportingOverflow(UInt64(done))
+                guard !o else { throw AnalyzerError("\(hex(addr)) + \(done) bytes: past 2^64") }
+                switch space {
+                case .machine: try s.dump.memory.read(MachAddr(at), into: buf)
+                case .physical: try s.pseudoPhysical().read(PhysAddr(at), into: buf)
+                case .kvaddr: try s.kernel().pageTables.read(KVAddr(at), into: buf)
+                }
+                done += buf.count
             }
         }
         let words = stride(from: 0, to: bytes.count, by: 8).map { w in Hex64((0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[w + $1]) << (8 * UInt64($1)) }) }
