@@ -45,13 +45,32 @@ public struct InjectCommand: ParsableCommand {
     @Flag(help: "With --emit: a note for every PV guest of a host dump.") var allDomains = false
     @Option(help: "Xen's symbols (xen-syms or xen-syms.map), optional, for --emit on a host dump.") var xenSyms: String?
 
+    @Flag(help: "Print what was done (and errors, on stderr) as JSON.") var json = false
+
     public init() {}
 
+    /// What a run did (`--json`; the text output is the same lines).
+    struct InjectSummary: Encodable {
+        var dump: String
+        var target: String
+        var action: String
+        var dryRun: Bool
+        var lines: [String] = []
+        var bytesWritten: UInt64 = 0
+        var domains: [UInt32] = []
+    }
+    final class Said { var summary: InjectSummary; init(_ s: InjectSummary) { summary = s } }
+
     public func run() throws {
-        try reportingErrors(json: false, tool: "p2m-inject") { try inject() }
+        let said = Said(InjectSummary(dump: dump, target: output ?? dump, action: remove ? "remove" : (replace ? "replace" : "add"), dryRun: dryRun))
+        try reportingErrors(json: json, tool: "p2m-inject") {
+            try inject { line in said.summary.lines.append(line); if !json { print(line) } } written: { n, d in said.summary.bytesWritten += n; if let d { said.summary.domains.append(d) } }
+            if json { try printJSON(said.summary) }
+        }
     }
 
-    func inject() throws {
+    /// `say`: a line of what was done (printed, or kept for JSON); `written`: bytes and domain per note.
+    func inject(say: (String) -> Void, written: (UInt64, UInt32?) -> Void) throws {
         if remove && (note != nil || emit) { throw ValidationError("--remove takes no note") }
         if !remove && note == nil && !emit { throw ValidationError("give --note FILE or --emit (or --remove)") }
         var target = dump
@@ -91,9 +110,9 @@ public struct InjectCommand: ParsableCommand {
                     try refuseUnlessForced("domain \(id)'s note does not match its other copies:\n" + CrossCheckText.render(c), "nothing more was written", target)
                 }
                 let report = try NoteInjector(path: target).run(action: replace ? .replace : .add, note: r.note.elfNoteBytes, dryRun: dryRun)
-                print("domain \(id): " + report.description)
+                say("domain \(id): " + report.description); written(report.bytesWritten, id)
             }
-            if !dryRun, let v = try verifyUnchanged(before, target) { print(v) }
+            if !dryRun, let v = try verifyUnchanged(before, target) { say(v) }
             done = true
             return
         }
@@ -123,7 +142,7 @@ public struct InjectCommand: ParsableCommand {
             } else if !c.compared {
                 warn("p2m-inject: note: no other copy of the p2m is readable in this dump, so the note could not be checked against it" + (systemMap == nil && vmlinux == nil ? " (pass --system-map to compare with the guest's linear list)" : ""))
             } else {
-                print("checked: the note agrees with " + c.comparisons.map(\.source).joined(separator: ", "))
+                say("checked: the note agrees with " + c.comparisons.map(\.source).joined(separator: ", "))
             }
         }
         let before = verify ? try ContentHash.of(path: target) : nil
@@ -149,10 +168,11 @@ public struct InjectCommand: ParsableCommand {
             }
             if let v = try verifyUnchanged(before, target) { verified.append(v) }
         }
-        print(report.description)
-        if dryRun { print("dry run: nothing written"); done = true; return }
-        verified.forEach { print($0) }
-        print("wrote \(report.bytesWritten) bytes")
+        say(report.description)
+        if dryRun { say("dry run: nothing written"); done = true; return }
+        verified.forEach { say($0) }
+        written(report.bytesWritten, which)
+        say("wrote \(report.bytesWritten) bytes")
         done = true
     }
 

@@ -78,4 +78,21 @@ import TestSupport
         let ok = try runTool([tool("p2m-analyze"), g.path, "--system-map", g.systemMapPath, "banner"])
         #expect(ok.status == 0 && ok.stdout.hasPrefix("Linux version"), "\(ok.stderr)")
     }
+
+    /// Every tool takes --json (Spec/json.md): p2m-inject too (it exited 64, "Unknown option"),
+    /// its errors as one JSON object on stderr; rd names its spaces as the library does.
+    @Test func injectTakesJSONAndRdNamesSpacesAsTheLibrary() throws {
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let g = try dom0(d)
+        let r = try runTool([tool("p2m-inject"), g.path, "--emit", "--system-map", g.systemMapPath, "--json"])
+        let j = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "exit \(r.status): \(r.stdout) \(r.stderr)")
+        #expect(r.status == 0 && j["action"] as? String == "add" && (j["bytesWritten"] as? Int ?? 0) > 0 && !((j["lines"] as? [String]) ?? []).isEmpty, "\(j)")
+        let again = try runTool([tool("p2m-inject"), g.path, "--emit", "--system-map", g.systemMapPath, "--json"])
+        let e = try #require(try JSONSerialization.jsonObject(with: Data(again.stderr.utf8)) as? [String: Any], "\(again.stderr)")
+        #expect(again.status == 1 && e["tool"] as? String == "p2m-inject" && (e["error"] as? String ?? "").contains("already carries"), "\(e)")
+        let s = try AnalyzerSession({ var o = AnalyzerOptions(dump: g.path); o.systemMap = g.systemMapPath; return o }())
+        #expect((try s.execute(["rd", "linux_banner"]).json as? [String: Any])?["space"] as? String == "kvirt")
+        #expect((try s.execute(["rd", "-p", "0"]).json as? [String: Any])?["space"] as? String == "pphys")
+        #expect((try s.execute(["rd", "-m", "0"]).json as? [String: Any])?["space"] as? String == "machine")
+    }
 }

@@ -115,7 +115,7 @@ import Translation
         let before = try header()
         #expect(before["vmcoreinfo"]?.contains("OSRELEASE=\(g.manifest.osRelease)") == true, "\(before)")
         let hashBefore = try ContentHash.of(path: kd)
-        try InjectCommand.parse([kd, "--emit", "--system-map", g.systemMapPath]).inject()
+        try InjectCommand.parse([kd, "--emit", "--system-map", g.systemMapPath]).run()
         let after = try header()
         let k = try #require(try openDump(path: kd) as? KdumpCompressed)
         let note = try #require(try k.p2mNote())
@@ -141,7 +141,7 @@ import Translation
         // In place: refused, naming -o.
         do { _ = try NoteInjector(path: d + "/k.flat").run(action: .add, note: try emitNote(g).note.elfNoteBytes); Issue.record("wrote into a flattened stream") }
         catch let e as DumpError { #expect(e.description.contains("-o OUT"), "\(e)") }
-        try InjectCommand.parse([d + "/k.flat", "--emit", "--system-map", g.systemMapPath, "-o", d + "/out.kdump"]).inject()
+        try InjectCommand.parse([d + "/k.flat", "--emit", "--system-map", g.systemMapPath, "-o", d + "/out.kdump"]).run()
         #expect(try Data(contentsOf: URL(fileURLWithPath: d + "/k.flat")) == flat, "the stream must stay as it was")
         let out = try openDump(path: d + "/out.kdump")
         #expect(out.kind == .kdumpCompressed && !out.layoutDescription.hasPrefix("flattened"), "\(out.layoutDescription)")

@@ -244,7 +244,8 @@ struct Rd: SessionCommand {
             return t
         }
     }
-    enum AddressSpaceName: String, Encodable { case kvaddr, physical, machine }
+    /// The space's name as the library and the Python package say it (KVIRT, PPHYS, MACHINE).
+    enum AddressSpaceName: String, Encodable { case kvaddr = "kvirt", physical = "pphys", machine }
 
     func validate() throws {
         if physical && machine { throw ValidationError("give -p or -m, not both") }
