@@ -183,25 +183,21 @@ def _info(args: argparse.Namespace) -> int:
         except p2mnote.P2MNoteError as e:
             out["vmcoreinfoError"] = e.message
     if args.json:
-        j: Dict[str, Any] = {
-            "dump": info.path,
-            "container": info.container,
-            "pageSize": info.page_size,
-            "machineBytes": info.machine_bytes,
-            "kernelOffset": hex(info.kernel_offset),
-            "symbols": info.symbol_count,
-            "domain": info.domain,
-        }
-        if "root" in out:
-            j["cr3"] = hex(out["root"].maddr)
-            j["rootSource"] = out["root"].how
-        if "p2m" in out:
-            j["p2m"] = {"pfns": out["p2m"].nr_pfns, "source": out["p2m"].source, "location": out["p2m"].location}
+        # The same envelope and keys as `p2m-analyze DUMP info --json` (Spec/json.md), from the
+        # library's own info command, plus what this command adds: banner and VMCOREINFO.
+        with _open(args) as d:
+            try:
+                j = d.command("info")
+            except p2mnote.P2MNoteError as e:
+                failures.append(e.message)
+                j = {"dump": info.path, "command": "info", "result": {}}
+        extra = j.setdefault("result", {})
+        extra["domain"] = info.domain
         if "banner" in out:
-            j["banner"] = out["banner"]
-        for k in ("rootError", "p2mError", "bannerError", "vmcoreinfoSynthesised", "vmcoreinfoOrigin", "vmcoreinfoError"):
+            extra["banner"] = out["banner"]
+        for k in ("bannerError", "vmcoreinfoSynthesised", "vmcoreinfoOrigin", "vmcoreinfoError"):
             if k in out:
-                j[k] = out[k]
+                extra[k] = out[k]
         print(json.dumps(j, indent=2))
     else:
         print(f"dump:       {info.path}")

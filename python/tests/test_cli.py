@@ -91,9 +91,18 @@ class CLI(unittest.TestCase):
         r = run("info", self.g.path, "--system-map", self.g.system_map, "--json")
         self.assertEqual(r.returncode, 0, r.stderr)
         j = json.loads(r.stdout)
-        self.assertEqual(j["cr3"], hex(self.g.manifest["cr3"]))
-        self.assertEqual(j["p2m"]["pfns"], self.g.manifest["nrPfns"])
-        self.assertEqual(j["banner"], self.g.manifest["banner"].rstrip("\n"))
+        # p2m-analyze info's envelope and keys (Spec/json.md), plus the banner.
+        self.assertEqual((j["command"], j["dump"]), ("info", self.g.path))
+        res = j["result"]
+        self.assertEqual(res["cr3"], hex(self.g.manifest["cr3"]))
+        self.assertEqual(res["p2m"]["pfns"], self.g.manifest["nrPfns"])
+        self.assertEqual(res["banner"], self.g.manifest["banner"].rstrip("\n"))
+        a = subprocess.run([support.ANALYZE, self.g.path, "--system-map", self.g.system_map, "info", "--json"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+        self.assertEqual(a.returncode, 0, a.stderr)
+        cli = json.loads(a.stdout)["result"]
+        self.assertLessEqual(set(cli), set(res), "keys p2m-analyze has that the Python CLI lacks")
+        self.assertEqual((res["kind"], res["fileSize"], res["p2m"]["digest"]), (cli["kind"], cli["fileSize"], cli["p2m"]["digest"]))
 
     def test_info_reports_what_fails(self) -> None:
         g = support.generate("dom0", "--guest-mib", "128", "--no-crash-info")
@@ -167,7 +176,7 @@ class CLI(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("vmcoreinfo: the kernel’s own text, read from its memory", r.stdout)
         r = run("info", dump, "--system-map", os.path.join(support.REAL_DIR, "System.map"), "--json")
-        self.assertEqual(json.loads(r.stdout).get("vmcoreinfoOrigin"), "kernel memory", r.stdout)
+        self.assertEqual(json.loads(r.stdout)["result"].get("vmcoreinfoOrigin"), "kernel memory", r.stdout)
 
 
 class LibraryLookup(unittest.TestCase):
