@@ -16,16 +16,7 @@ import TestSupport
             return
         }
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
-        var o = Dom0DumpOptions(); o.guestMiB = 96; o.machineMiB = 256; o.onlyWrittenPages = true; o.seed = 11
-        let slack = try DumpGenerator.generateDom0(o, to: d + "/slack.vmcore")
-        o.makedumpfileELayout = true
-        let tight = try DumpGenerator.generateDom0(o, to: d + "/tight.vmcore")
-        var x = XLDumpOptions(); x.guestMiB = 96; x.onlyWrittenPages = true; x.seed = 11
-        let xl = try DumpGenerator.generateXL(x, to: d + "/domU.xcore")
-        var k = KdumpWriteOptions(); k.excludeZeroPages = true
-        try KdumpWriter.write(fromELF: slack.path, to: d + "/dom0.kdump", k)
-        let layouts: [(String, String, String)] = [("ELF slack", slack.path, slack.systemMapPath), ("ELF makedumpfile -E", tight.path, tight.systemMapPath),
-                                                   ("xl dump-core", xl.path, xl.systemMapPath), ("kdump-compressed", d + "/dom0.kdump", slack.systemMapPath)]
+        let layouts = try injectionLayouts(in: d, seed: 11)
         let img = d + "/ext4.img", mnt = d + "/mnt"
         try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
         var outcomes: [String: [String]] = [:]

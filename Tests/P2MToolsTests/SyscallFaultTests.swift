@@ -19,20 +19,10 @@ import TestSupport
         let shim = d + "/failshim.so"
         let cc = try runTool(["cc", "-shared", "-fPIC", "-O1", "-o", shim, Self.shimSource, "-ldl"])
         try #require(cc.status == 0, "REQUIRED: cc could not build the fault shim: \(cc.stderr)")
-        var o = Dom0DumpOptions(); o.guestMiB = 96; o.machineMiB = 256; o.onlyWrittenPages = true; o.seed = 13
-        let slack = try DumpGenerator.generateDom0(o, to: d + "/slack.vmcore")
-        o.makedumpfileELayout = true
-        let tight = try DumpGenerator.generateDom0(o, to: d + "/tight.vmcore")
-        var x = XLDumpOptions(); x.guestMiB = 96; x.onlyWrittenPages = true; x.seed = 13
-        let xl = try DumpGenerator.generateXL(x, to: d + "/domU.xcore")
-        var k = KdumpWriteOptions(); k.excludeZeroPages = true
-        try KdumpWriter.write(fromELF: slack.path, to: d + "/dom0.kdump", k)
-        // (name, dump, System.map, -o copy?)
-        let cases: [(String, String, String, Bool)] = [
-            ("ELF slack", slack.path, slack.systemMapPath, false), ("ELF makedumpfile -E", tight.path, tight.systemMapPath, false),
-            ("xl dump-core", xl.path, xl.systemMapPath, false), ("kdump-compressed", d + "/dom0.kdump", slack.systemMapPath, false),
-            ("ELF slack -o", slack.path, slack.systemMapPath, true), ("kdump-compressed -o", d + "/dom0.kdump", slack.systemMapPath, true),
-        ]
+        let layouts = try injectionLayouts(in: d, seed: 13)
+        // (name, dump, System.map, -o copy?): each layout in place, and two as -o copies.
+        let cases: [(String, String, String, Bool)] = layouts.map { ($0.name, $0.path, $0.map, false) }
+            + layouts.filter { $0.name == "ELF slack" || $0.name == "kdump-compressed" }.map { ($0.name + " -o", $0.path, $0.map, true) }
         let errnos: [(String, Int32)] = [("ENOSPC", ENOSPC), ("EIO", EIO), ("EDQUOT", EDQUOT), ("EINTR", EINTR)]
         var summary: [String] = []
         for (name, source, map, copy) in cases {
