@@ -95,4 +95,19 @@ import TestSupport
         #expect((try s.execute(["rd", "-p", "0"]).json as? [String: Any])?["space"] as? String == "pphys")
         #expect((try s.execute(["rd", "-m", "0"]).json as? [String: Any])?["space"] as? String == "machine")
     }
+
+    /// Text `info` says why a source could not be read, as JSON's `unavailable` does.
+    @Test func infoSaysWhySourcesAreUnavailable() throws {
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let g = try dom0(d)
+        let s = try AnalyzerSession(AnalyzerOptions(dump: g.path))      // no System.map: no linear list
+        let out = try s.execute(["info"])
+        let rows = ((out.json as? [String: Any])?["unavailable"] as? [[String: Any]]) ?? []
+        #expect(!rows.isEmpty, "\(out.text)")
+        for r in rows {
+            let line = "unread:     \(r["source"] as? String ?? "?"): \(r["reason"] as? String ?? "?")"
+            #expect(out.text.contains(line), "\(line) missing from:\n\(out.text)")
+        }
+    }
 }
+

@@ -71,6 +71,8 @@ struct Info: SessionCommand {
                 t += "p2m:        \(p.location)\n            \(p.pfns) pfns: mfn \(p.counts.mfn), invalid \(p.counts.invalid), identity \(p.counts.identity), foreign \(p.counts.foreign); \(p.runs) runs; digest \(p.digest)\n"
                 if let ns = p.noteSource { t += "            note: source \(ns), identity \(p.identityKnown ? "known" : "not distinguishable"), \(p.crossChecked == true ? "cross-checked" : "not cross-checked")\n" }
             } else if let e = p2mError { t += "p2m:        unavailable: \(e)\n" }
+            // Why each source that could not be read could not (JSON's `unavailable`).
+            for u in unavailable { t += "unread:     \(u.source): \(u.reason)\n" }
             return t
         }
     }
