@@ -138,13 +138,7 @@ public final class NoteInjector {
         let dump = try DumpFile.open(path: path)
         let target = try targetDomain(note: note, domain: domain, action: action)
         let existing = try dump.p2mNote(domain: target)
-        switch action {
-        case .add where existing != nil:
-            throw DumpError(path, offset: existing?.fileOffset, "the dump already carries a p2mnote note\(Self.forDomain(target)); use --replace or --remove")
-        case .remove where existing == nil:
-            throw DumpError(path, "the dump carries no p2mnote note to remove")
-        default: break
-        }
+        try requireNote(for: action, existing: existing, target: target, notes: dump.p2mNotes)
         let fd = open(path, dryRun ? O_RDONLY : O_RDWR)
         guard fd >= 0 else {
             throw DumpError(path, "cannot open for writing: \(String(cString: strerror(errno)))\(errno == EACCES || errno == EROFS ? " (read-only file?)" : "")")
@@ -181,6 +175,23 @@ public final class NoteInjector {
             throw rollBack(originalSize: originalSize, after: error)
         }
         undo = []
+    }
+
+    /// Add needs no note for the domain; replace and remove need one. A replace that finds
+    /// none is refused, not turned into an add: the dump would then hold the note it was meant
+    /// to replace and the new one (a note of another domain forced into a dom0 dump, then
+    /// `--emit --replace`, left two notes for the one guest).
+    private func requireNote(for action: InjectAction, existing: ElfNote?, target: UInt32?, notes: [ElfNote]) throws {
+        let held = notes.map { P2MNote.domainID(ofElfNoteDescriptor: $0.desc) }.map { $0 == .max ? "(none recorded)" : String($0) }
+        switch action {
+        case .add where existing != nil:
+            throw DumpError(path, offset: existing?.fileOffset, "the dump already carries a p2mnote note\(Self.forDomain(existing.map { P2MNote.domainID(ofElfNoteDescriptor: $0.desc) })); use --replace or --remove")
+        case .remove where existing == nil:
+            throw DumpError(path, "the dump carries no p2mnote note\(Self.forDomain(target)) to remove\(held.isEmpty ? "" : " (its notes are for domain \(held.joined(separator: ", ")))")")
+        case .replace where existing == nil:
+            throw DumpError(path, "nothing to replace: the dump carries no p2mnote note\(Self.forDomain(target))\(held.isEmpty ? "" : " (its notes are for domain \(held.joined(separator: ", ")): remove that one first with --remove --domain N)"); inject without --replace to add one")
+        default: break
+        }
     }
 
     static func forDomain(_ d: UInt32?) -> String { d.map { $0 == .max ? "" : " for domain \($0)" } ?? "" }
@@ -389,12 +400,9 @@ public final class NoteInjector {
     private func injectKdump(action: InjectAction, note: [UInt8]?, domain: UInt32?, dryRun: Bool, report: inout InjectReport) throws {
         let k = try KdumpCompressed(file: OpenFile(path: path))       // the whole layout, as strictly as the reader
         guard k.headerVersion >= 4 else { throw DumpError(path, offset: 8, "header_version \(k.headerVersion) has no note fields (needs 4 or later)") }
-        let existing = try k.p2mNote(domain: try targetDomain(note: note, domain: domain, action: action))
-        switch action {
-        case .add where existing != nil: throw DumpError(path, offset: existing?.fileOffset, "the dump already carries a p2mnote note\(Self.forDomain(existing.map { P2MNote.domainID(ofElfNoteDescriptor: $0.desc) })); use --replace or --remove")
-        case .remove where existing == nil: throw DumpError(path, "the dump carries no p2mnote note to remove")
-        default: break
-        }
+        let target = try targetDomain(note: note, domain: domain, action: action)
+        let existing = try k.p2mNote(domain: target)
+        try requireNote(for: action, existing: existing, target: target, notes: k.p2mNotes)
         let fd = open(path, dryRun ? O_RDONLY : O_RDWR)
         guard fd >= 0 else { throw DumpError(path, "cannot open for writing: \(String(cString: strerror(errno)))") }
         defer { close(fd) }

@@ -109,7 +109,9 @@ public struct InjectCommand: ParsableCommand {
                 if let c = r.summary.crossCheck, !c.agrees {
                     try refuseUnlessForced("domain \(id)'s note does not match its other copies:\n" + CrossCheckText.render(c), "nothing more was written", target)
                 }
-                let report = try NoteInjector(path: target).run(action: replace ? .replace : .add, note: r.note.elfNoteBytes, dryRun: dryRun)
+                // --replace replaces the notes there are; a guest with none gets one added.
+                let has = try container.p2mNote(domain: id) != nil
+                let report = try NoteInjector(path: target).run(action: replace && has ? .replace : .add, note: r.note.elfNoteBytes, dryRun: dryRun)
                 say("domain \(id): " + report.description); written(report.bytesWritten, id)
             }
             if !dryRun, let v = try verifyUnchanged(before, target) { say(v) }

@@ -1,4 +1,5 @@
 import DumpGen
+import DumpIO
 import Foundation
 import Testing
 import TestSupport
@@ -108,6 +109,29 @@ import TestSupport
             let line = "unread:     \(r["source"] as? String ?? "?"): \(r["reason"] as? String ?? "?")"
             #expect(out.text.contains(line), "\(line) missing from:\n\(out.text)")
         }
+    }
+
+    /// `--replace` with no note for the note's domain is refused, nothing written (it added one,
+    /// and a copy holding another domain's note forced in then held two notes for one guest).
+    @Test func replaceWithNothingToReplaceIsRefused() throws {
+        let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
+        let g = try dom0(d)
+        let n3 = d + "/n3.note"
+        #expect(try runTool([tool("p2m-emit"), g.path, "--system-map", g.systemMapPath, "--domid", "3", "-o", n3]).status == 0)
+        #expect(try runTool([tool("p2m-inject"), g.path, "--note", n3, "--force"]).status == 0)
+        let before = try Data(contentsOf: URL(fileURLWithPath: g.path))
+        let r = try runTool([tool("p2m-inject"), g.path, "--emit", "--system-map", g.systemMapPath, "--replace", "-o", d + "/y.vmcore"])
+        #expect(r.status == 1 && r.stderr.contains("nothing to replace") && r.stderr.contains("3"), "\(r.status) \(r.stdout) \(r.stderr)")
+        let unchanged = try Data(contentsOf: URL(fileURLWithPath: g.path)) == before
+        #expect(!FileManager.default.fileExists(atPath: d + "/y.vmcore") && unchanged)
+        // In place too; removing the other note first, then adding, works.
+        let p = try runTool([tool("p2m-inject"), g.path, "--emit", "--system-map", g.systemMapPath, "--replace"])
+        let stillUnchanged = try Data(contentsOf: URL(fileURLWithPath: g.path)) == before
+        #expect(p.status == 1 && stillUnchanged, "\(p.stderr)")
+        #expect(try runTool([tool("p2m-inject"), g.path, "--remove", "--domain", "3"]).status == 0)
+        let a = try runTool([tool("p2m-inject"), g.path, "--emit", "--system-map", g.systemMapPath])
+        let notes = try openDump(path: g.path).p2mNotes.count
+        #expect(a.status == 0 && notes == 1, "\(a.stderr)")
     }
 }
 
