@@ -66,7 +66,23 @@ import TestSupport
             #expect(ro.status == 1 && ro.stderr.contains("y"), "\(ro.status) \(ro.stderr)")
             #expect(try Data(contentsOf: URL(fileURLWithPath: d + "/ro/y")) == before)
         } else {
-            print("SKIPPED LOUDLY: running as root, a read-only directory is writable; that case is not tried here")
+            // Root writes through a mode-555 directory: a read-only mount stands for it.
+            let ro = d + "/ro"
+            try FileManager.default.createDirectory(atPath: ro, withIntermediateDirectories: true)
+            if try runTool(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", ro]).status == 0 {
+                defer { _ = try? runTool(["umount", ro]) }
+                #expect(try runTool(["cp", "--sparse=always", g.path, ro + "/y"]).status == 0)
+                #expect(try runTool(["mount", "-o", "remount,ro", ro]).status == 0)
+                let before = try Data(contentsOf: URL(fileURLWithPath: ro + "/y"))
+                let r = try sh(ro, "\(q(tool("p2m-inject"))) y --emit --system-map \(q(g.systemMapPath))")
+                #expect(r.status == 1 && r.stderr.contains("p2m-inject: error:") && r.stderr.contains("y"), "\(r.status) \(r.stderr)")
+                #expect(try Data(contentsOf: URL(fileURLWithPath: ro + "/y")) == before)
+                // -o into it: refused before any work, naming the directory.
+                let o = try runTool([tool("p2m-inject"), g.path, "--emit", "--system-map", g.systemMapPath, "-o", ro + "/copy"])
+                #expect(o.status == 1 && o.stderr.contains("cannot write in"), "\(o.stderr)")
+            } else {
+                print("SKIPPED LOUDLY: cannot mount a tmpfs here; the read-only directory case is not tried")
+            }
         }
     }
 
