@@ -78,6 +78,16 @@ import TestSupport
         }
         let ok = try runTool([tool("p2m-analyze"), g.path, "--system-map", g.systemMapPath, "banner"])
         #expect(ok.status == 0 && ok.stdout.hasPrefix("Linux version"), "\(ok.stderr)")
+        // Another build's vmlinux (the real Debian kernel's, against the generator's 6.1.0-56
+        // banner): refused naming both builds.
+        let real = (ProcessInfo.processInfo.environment["P2M_REAL_DUMP_DIR"] ?? "/var/cache/p2mnote/real-dumps") + "/vmlinux"
+        if FileManager.default.fileExists(atPath: real) {
+            let v = try runTool([tool("p2m-analyze"), g.path, "--vmlinux", real, "banner"])
+            // Named by what the vmlinux is (its banner or build ID), the dump's side by the failure.
+            #expect(v.status == 1 && v.stderr.contains("is not the kernel of") && (v.stderr.contains("banner \"Linux version") || v.stderr.contains("build ID")), "\(v.status) \(v.stdout.prefix(200)) \(v.stderr)")
+        } else {
+            print("SKIPPED LOUDLY: no real vmlinux in $P2M_REAL_DUMP_DIR; the wrong-vmlinux case is not tried")
+        }
     }
 
     /// Every tool takes --json (Spec/json.md): p2m-inject too (it exited 64, "Unknown option"),

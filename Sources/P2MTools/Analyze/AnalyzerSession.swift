@@ -81,7 +81,13 @@ public final class AnalyzerSession {
     /// that and exited 0. A vmlinux is judged by its build ID or banner (KernelIdentity), a
     /// System.map by the banner it points at.
     public func kernel() throws -> GuestKernel {
-        let k = try resolver.kernel()
+        let k: GuestKernel
+        do { k = try resolver.kernel() } catch let e as TranslationError where e.kind == .mismatch {
+            // The symbols map under no recorded root: name the build they come from.
+            guard let v = options.vmlinux, let image = try? VmlinuxImage(path: v) else { throw e }
+            let what = [image.banner.map { "banner \"\($0)\"" }, image.buildID.map { "build ID \(KernelIdentity.hex($0))" }].compactMap { $0 }.joined(separator: ", ")
+            throw AnalyzerError("\(v) is not the kernel of \(dump.path): its symbols do not translate under any page-table root the dump records (the vmlinux has \(what.isEmpty ? "no banner or build ID" : what)); \(e.message)")
+        }
         if symbolsChecked == nil { symbolsChecked = Result { try checkSymbols(k) } }
         try symbolsChecked?.get()
         return k
