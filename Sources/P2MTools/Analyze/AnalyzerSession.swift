@@ -84,9 +84,10 @@ public final class AnalyzerSession {
         let k: GuestKernel
         do { k = try resolver.kernel() } catch let e as TranslationError where e.kind == .mismatch {
             // The symbols map under no recorded root: name the build they come from.
-            guard let v = options.vmlinux, let image = try? VmlinuxImage(path: v) else { throw e }
+            let banner = symbols.address("linux_banner").map { $0.rawValue &- (dump.vmcoreInfo?.kernelOffset ?? 0) }
+            guard let v = options.vmlinux, let image = try? VmlinuxImage(path: v, bannerAddress: banner) else { throw e }
             let what = [image.banner.map { "banner \"\($0)\"" }, image.buildID.map { "build ID \(KernelIdentity.hex($0))" }].compactMap { $0 }.joined(separator: ", ")
-            throw AnalyzerError("\(v) is not the kernel of \(dump.path): its symbols do not translate under any page-table root the dump records (the vmlinux has \(what.isEmpty ? "no banner or build ID" : what)); \(e.message)")
+            throw TranslationError("\(v): not the kernel of \(dump.path): its symbols do not translate under any page-table root the dump records (the vmlinux has \(what.isEmpty ? "no banner or build ID" : what)); \(e.message)", kind: .mismatch)
         }
         if symbolsChecked == nil { symbolsChecked = Result { try checkSymbols(k) } }
         try symbolsChecked?.get()
@@ -114,7 +115,7 @@ public final class AnalyzerSession {
         let text = KernelIdentity.bannerText(bytes)
         guard text.hasPrefix("Linux version ") else {
             let shown = String(text.prefix(60).map { $0.isASCII && !$0.isNewline && $0 >= " " ? $0 : "." })
-            throw AnalyzerError("\(source) is not this dump's kernel's: its linux_banner, \(at), reads \"\(shown)\" in \(dump.path), not \"Linux version …\"; give the System.map or vmlinux of the kernel that crashed")
+            throw TranslationError("\(source) is not this dump's kernel's: its linux_banner, \(at), reads \"\(shown)\" in \(dump.path), not \"Linux version …\"; give the System.map or vmlinux of the kernel that crashed", kind: .mismatch)
         }
     }
 
