@@ -61,7 +61,7 @@ public final class NoteInjector {
             b += le(off) + le(UInt64(len)) + buf
         }
         let tmp = journalPath + ".tmp"
-        let jfd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let jfd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard jfd >= 0 else { throw DumpError(journalPath, "cannot create the undo journal: \(String(cString: strerror(errno)))") }
         defer { close(jfd) }
         do {
@@ -79,7 +79,7 @@ public final class NoteInjector {
     }
 
     private func syncDirectory() {
-        let dfd = open(PathName.directory(of: path), O_RDONLY)
+        let dfd = open(PathName.directory(of: path), O_RDONLY | O_CLOEXEC)
         if dfd >= 0 { fsync(dfd); close(dfd) }
     }
 
@@ -92,10 +92,10 @@ public final class NoteInjector {
         guard b.count >= 16, Array(b[0..<8]) == Array("P2MJRNL1".utf8) else {
             throw DumpError(journalPath, "unreadable undo journal; inspect it and the dump by hand")
         }
-        let fd = open(path, O_RDWR)
+        let fd = open(path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { throw DumpError(path, "cannot open to restore: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { throw DumpError(path, "another p2m-inject holds the lock") }
+        guard Self.lockExclusive(fd) else { throw DumpError(path, "another p2m-inject holds the lock") }
         let size = rd(b, 8)
         var pos = 16
         while pos + 16 <= b.count {
@@ -139,12 +139,14 @@ public final class NoteInjector {
         let target = try targetDomain(note: note, domain: domain, action: action)
         let existing = try dump.p2mNote(domain: target)
         try requireNote(for: action, existing: existing, target: target, notes: dump.p2mNotes)
-        let fd = open(path, dryRun ? O_RDONLY : O_RDWR)
+        let fd = open(path, (dryRun ? O_RDONLY : O_RDWR) | O_CLOEXEC)
         guard fd >= 0 else {
             throw DumpError(path, "cannot open for writing: \(String(cString: strerror(errno)))\(errno == EACCES || errno == EROFS ? " (read-only file?)" : "")")
         }
         defer { close(fd) }
-        if !dryRun { guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { throw DumpError(path, "another p2m-inject is working on this dump") } }
+        // O_CLOEXEC above: a child that another thread starts meanwhile must not inherit the fd and
+        // with it the lock (a crash session of 14 s held a test's dump locked that way).
+        if !dryRun { guard Self.lockExclusive(fd) else { throw DumpError(path, "another p2m-inject is working on this dump") } }
         var st = stat()
         fstat(fd, &st)
         guard UInt64(st.st_size) == dump.fileSize else { throw DumpError(path, "the dump changed while it was being opened") }
@@ -175,6 +177,18 @@ public final class NoteInjector {
             throw rollBack(originalSize: originalSize, after: error)
         }
         undo = []
+    }
+
+    /// The dump's lock, waited for up to 3 s: a process that another thread is starting holds
+    /// the fds it inherited until it execs (O_CLOEXEC closes them only then), which under load
+    /// is long enough to be taken for another p2m-inject. A real one holds it far longer.
+    static func lockExclusive(_ fd: Int32) -> Bool {
+        for _ in 0..<300 {
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { return true }
+            guard errno == EWOULDBLOCK || errno == EINTR else { return false }
+            usleep(10_000)
+        }
+        return false
     }
 
     /// Add needs no note for the domain; replace and remove need one. A replace that finds
@@ -403,10 +417,10 @@ public final class NoteInjector {
         let target = try targetDomain(note: note, domain: domain, action: action)
         let existing = try k.p2mNote(domain: target)
         try requireNote(for: action, existing: existing, target: target, notes: k.p2mNotes)
-        let fd = open(path, dryRun ? O_RDONLY : O_RDWR)
+        let fd = open(path, (dryRun ? O_RDONLY : O_RDWR) | O_CLOEXEC)
         guard fd >= 0 else { throw DumpError(path, "cannot open for writing: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        if !dryRun { guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { throw DumpError(path, "another p2m-inject is working on this dump") } }
+        if !dryRun { guard Self.lockExclusive(fd) else { throw DumpError(path, "another p2m-inject is working on this dump") } }
         let fieldsAt = k.blockSize + 32
         let old = try DumpFile.pread(fd, path, offset: fieldsAt, count: 32)
         let oldVmci = rd(old, 0), vmciSize = rd(old, 8)
@@ -540,7 +554,7 @@ public final class NoteInjector {
     /// Undo every write of this run, newest first, and the file's growth; then drop the journal.
     private func rollBack(originalSize: UInt64, after error: Error) -> Error {
         let n = undo.count
-        let fd = open(path, O_RDWR)
+        let fd = open(path, O_RDWR | O_CLOEXEC)
         var ok = fd >= 0
         if ok {
             for (off, bytes) in undo.reversed() where ok {
