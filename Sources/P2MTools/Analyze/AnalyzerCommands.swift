@@ -230,13 +230,12 @@ struct Rd: SessionCommand {
     @Argument(help: "Number of 64-bit words (decimal, 1 … 65536).") var count: String = "1"
     struct Result: TextResult {
         var address: Hex64; var space: AddressSpaceName; var words: [Hex64]; var hex: String
+        /// The bytes read, which `hex` and `words` render for JSON; the text is made from them
+        /// (decoding `hex` back, by String offsets, was quadratic: 65,536 words never finished).
+        let bytes: [UInt8]
+        enum CodingKeys: String, CodingKey { case address, space, words, hex }
         var text: String {
             var t = ""
-            // Linear: the hex digits as bytes, two at a time (indexing the String by offset was
-            // O(n) per byte, so rd of 65,536 words never finished).
-            func nibble(_ c: UInt8) -> UInt8 { c >= 0x61 ? c - 0x57 : (c >= 0x41 ? c - 0x37 : c &- 0x30) }
-            let digits = Array(hex.utf8)
-            let bytes = stride(from: 0, to: digits.count - 1, by: 2).map { nibble(digits[$0]) << 4 | nibble(digits[$0 + 1]) }
             for line in stride(from: 0, to: bytes.count, by: 16) {
                 let chunk = Array(bytes[line..<min(line + 16, bytes.count)])
                 let ws = words[(line / 8)..<min(words.count, line / 8 + 2)].map { String(format: "%016llx", $0.value) }
@@ -276,7 +275,7 @@ struct Rd: SessionCommand {
             }
         }
         let words = stride(from: 0, to: bytes.count, by: 8).map { w in Hex64((0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[w + $1]) << (8 * UInt64($1)) }) }
-        return try s.output("rd", Result(address: Hex64(addr), space: space, words: words, hex: bytes.map { String(format: "%02x", $0) }.joined()))
+        return try s.output("rd", Result(address: Hex64(addr), space: space, words: words, hex: bytes.map { String(format: "%02x", $0) }.joined(), bytes: bytes))
     }
 }
 

@@ -99,7 +99,7 @@ public final class AnalyzerSession {
     /// the kernel cannot be read is left to the commands that need it, which say it).
     public func refuseForeignSymbols() throws {
         guard options.systemMap != nil || options.vmlinux != nil else { return }
-        do { _ = try kernel() } catch let e as AnalyzerError { throw e } catch let e as TranslationError where e.kind == .mismatch { throw e } catch {}
+        do { _ = try kernel() } catch let e as TranslationError where e.kind == .mismatch { throw e } catch {}
     }
 
     private func checkSymbols(_ k: GuestKernel) throws {
