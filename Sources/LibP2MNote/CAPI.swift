@@ -164,10 +164,8 @@ public func p2mnote_open(_ path: UnsafePointer<CChar>?, _ opts: UnsafePointer<p2
             throw APIError(P2MNOTE_ERR_NO_DOMAIN, "\(p): domain \(o.domain): this \(session.dump.kind.rawValue) holds one guest's memory\(ownDomain.map { " (domain \($0))" } ?? ""), not a Xen host's with several domains")
         }
         var image: VmlinuxImage? = nil
-        if let v = a.vmlinux {
-            // The symbols are loaded already: linux_banner's link address is theirs, less KASLR.
-            let banner = session.symbols.address("linux_banner").map { $0.rawValue &- (session.dump.vmcoreInfo?.kernelOffset ?? 0) }
-            image = try VmlinuxImage(path: v, bannerAddress: banner)
+        if a.vmlinux != nil {
+            image = try session.vmlinuxImage()
             // With a vmlinux the caller wants this kernel: the session's kernel() refuses it
             // unless its symbols find the root and its build ID (or banner) is the dump's.
             _ = try session.kernel()

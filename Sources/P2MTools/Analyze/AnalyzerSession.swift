@@ -84,8 +84,7 @@ public final class AnalyzerSession {
         let k: GuestKernel
         do { k = try resolver.kernel() } catch let e as TranslationError where e.kind == .mismatch {
             // The symbols map under no recorded root: name the build they come from.
-            let banner = symbols.address("linux_banner").map { $0.rawValue &- (dump.vmcoreInfo?.kernelOffset ?? 0) }
-            guard let v = options.vmlinux, let image = try? VmlinuxImage(path: v, bannerAddress: banner) else { throw e }
+            guard let v = options.vmlinux, let image = try? vmlinuxImage() else { throw e }
             let what = [image.banner.map { "banner \"\($0)\"" }, image.buildID.map { "build ID \(KernelIdentity.hex($0))" }].compactMap { $0 }.joined(separator: ", ")
             throw TranslationError("\(v): not the kernel of \(dump.path): its symbols do not translate under any page-table root the dump records (the vmlinux has \(what.isEmpty ? "no banner or build ID" : what)); \(e.message)", kind: .mismatch)
         }
@@ -94,6 +93,18 @@ public final class AnalyzerSession {
         return k
     }
     private var symbolsChecked: Result<Void, Error>?
+
+    /// The --vmlinux file's identity (banner at linux_banner's link address, build ID), read once
+    /// for the symbol check, the mismatch message and the library's handle; nil without one.
+    public func vmlinuxImage() throws -> VmlinuxImage? {
+        guard let v = options.vmlinux else { return nil }
+        if imageResult == nil {
+            let banner = symbols.address("linux_banner").map { $0.rawValue &- (dump.vmcoreInfo?.kernelOffset ?? 0) }
+            imageResult = Result { try VmlinuxImage(path: v, bannerAddress: banner) }
+        }
+        return try imageResult?.get()
+    }
+    private var imageResult: Result<VmlinuxImage, Error>?
 
     /// Refuse another build's System.map or vmlinux before any command runs (any other reason
     /// the kernel cannot be read is left to the commands that need it, which say it).
@@ -105,10 +116,7 @@ public final class AnalyzerSession {
     private func checkSymbols(_ k: GuestKernel) throws {
         guard options.systemMap != nil || options.vmlinux != nil, let at = symbols.address("linux_banner") else { return }
         let source = [options.systemMap, options.vmlinux].compactMap { $0 }.joined(separator: " and ")
-        if let v = options.vmlinux {
-            let image = try VmlinuxImage(path: v, bannerAddress: at.rawValue &- (dump.vmcoreInfo?.kernelOffset ?? 0))
-            try KernelIdentity.check(image, against: k)
-        }
+        if let image = try vmlinuxImage() { try KernelIdentity.check(image, against: k) }
         // Bytes that cannot be read (a page the dump lacks) blame the dump, not the map: the
         // commands that need them say so.
         guard let bytes = try? k.pageTables.readBytes(at, count: 160) else { return }
