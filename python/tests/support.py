@@ -121,11 +121,16 @@ def task_row(task) -> Tuple[int, str, bool]:
     return (task.real_parent.tgid.value_(), proc_comm(task), bool(task.flags.value_() & PF_WQ_WORKER))
 
 
-def dump_tasks(prog) -> Dict[int, Tuple[int, str, bool]]:
-    """The processes of a drgn program as /proc lists them (thread-group leaders): pid -> task_row."""
+def leaders(prog) -> list:
+    """The thread-group leaders of a drgn program: the processes /proc lists."""
     from drgn.helpers.linux.pid import for_each_task
 
-    return {t.pid.value_(): task_row(t) for t in for_each_task(prog) if t.pid.value_() == t.tgid.value_()}
+    return [t for t in for_each_task(prog) if t.pid.value_() == t.tgid.value_()]
+
+
+def dump_tasks(prog) -> Dict[int, Tuple[int, str, bool]]:
+    """The processes of a drgn program as /proc lists them: pid -> task_row."""
+    return {t.pid.value_(): task_row(t) for t in leaders(prog)}
 
 
 def recorded_tasks(truth_dir: str) -> Dict[int, Tuple[int, str]]:

@@ -93,9 +93,6 @@ class _RealDump:
 
     # -- ground truth --
 
-    def _proc_comm(self, task) -> str:
-        return support.proc_comm(task)
-
     def test_tasks_equal_proc(self) -> None:
         recorded = support.recorded_tasks(self.gt)
         got = support.dump_tasks(self.prog)
@@ -104,14 +101,9 @@ class _RealDump:
         if allowed:
             print(f"\n{self.dump} {self.truth}: workqueue workers that came or went: {allowed}", file=sys.stderr)
         # task->comm itself is the first 15 bytes of what /proc showed, up to a worker's suffix.
-        for t in self.leaders():
+        for t in support.leaders(self.prog):
             comm = t.comm.string_().decode()
-            self.assertTrue(self._proc_comm(t).startswith(comm), comm)
-
-    def leaders(self):
-        from drgn.helpers.linux.pid import for_each_task
-
-        return [t for t in for_each_task(self.prog) if t.pid.value_() == t.tgid.value_()]
+            self.assertTrue(support.proc_comm(t).startswith(comm), comm)
 
     def test_modules_equal_proc_modules(self) -> None:
         from drgn.helpers.linux.module import for_each_module
