@@ -7,9 +7,12 @@
 //   P2MFormat       pure format: address types, p2m model, run codec, note encode/decode (no file I/O)
 //   DumpIO          dump files: ELF kdump vmcores and xl dump-core files read via libelf, writers
 //   Translation     address translation: machine-memory page walk, p2m sources, symbols, kernel layout
-//   P2MTools        command logic of emit / inject / analyze (testable in-process)
+//   GuestReader     the reader core: one guest of a dump opened once (symbols, p2m, reads in three
+//                   address spaces), the session's commands with Codable results, the version
+//   P2MTools        the tools over it: emit / inject / extract / analyze, argument parsing, the prompt
 //   p2m-*           thin command-line executables over P2MTools
-//   LibP2MNote      libp2mnote.so: the C interface (CP2MNote's include/p2mnote.h) for C and Python
+//   LibP2MNote      libp2mnote.so: the C interface (CP2MNote's include/p2mnote.h) over GuestReader;
+//                   it links no argument parser and no line editor
 //   Tools/*         test-dump generator and benchmarks
 import PackageDescription
 
@@ -36,7 +39,7 @@ let package = Package(
         .library(name: "p2mnote", type: .dynamic, targets: ["LibP2MNote"]),
         // The toolkit as Swift modules, for Swift callers and for Tools/fuzz (its own package,
         // built only with the fuzzer sanitizer).
-        .library(name: "P2MNoteKit", targets: ["P2MFormat", "DumpIO", "Translation", "P2MTools"]),
+        .library(name: "P2MNoteKit", targets: ["P2MFormat", "DumpIO", "Translation", "GuestReader", "P2MTools"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -62,12 +65,13 @@ let package = Package(
         .target(name: "P2MFormat", dependencies: ["CLZ4", "CXXHash"]),
         .target(name: "DumpIO", dependencies: ["P2MFormat", "CLibElf", "CZlib", "CLZO", "CSnappy", "CZstd"]),
         .target(name: "Translation", dependencies: ["P2MFormat", "DumpIO"]),
+        .target(name: "GuestReader", dependencies: ["P2MFormat", "DumpIO", "Translation"]),
         .target(name: "P2MTools", dependencies: [
-            "P2MFormat", "DumpIO", "Translation", "CEdit",
+            "P2MFormat", "DumpIO", "Translation", "GuestReader", "CEdit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "CP2MNote", path: "Sources/CP2MNote", exclude: ["libp2mnote.map"]),
-        .target(name: "LibP2MNote", dependencies: ["CP2MNote", "P2MTools", "Translation", "DumpIO", "P2MFormat"],
+        .target(name: "LibP2MNote", dependencies: ["CP2MNote", "GuestReader", "Translation", "DumpIO", "P2MFormat"],
                 linkerSettings: [.unsafeFlags(["-static-stdlib"] + staticRuntimeGroup +
                                               ["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/CP2MNote/libp2mnote.map"])]),
         .executableTarget(name: "p2m-emit", dependencies: ["P2MTools"]),
@@ -81,7 +85,7 @@ let package = Package(
             "DumpGen", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Tools/gendump"),
         .executableTarget(name: "p2m-bench", dependencies: [
-            "P2MFormat", "DumpIO", "Translation", "P2MTools", "DumpGen",
+            "P2MFormat", "DumpIO", "Translation", "GuestReader", "P2MTools", "DumpGen",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Tools/bench", exclude: ["c"]),
 
@@ -89,9 +93,9 @@ let package = Package(
         .testTarget(name: "P2MFormatTests", dependencies: ["P2MFormat", "TestSupport"]),
         .testTarget(name: "DumpIOTests", dependencies: ["TestSupport", "DumpIO", "DumpGen", "P2MFormat", "CZlib"]),
         .testTarget(name: "TranslationTests", dependencies: ["TestSupport", "Translation", "DumpIO", "DumpGen", "P2MFormat"]),
-        .testTarget(name: "P2MToolsTests", dependencies: ["TestSupport", "P2MTools", "DumpGen", "Translation", "DumpIO", "P2MFormat"]),
+        .testTarget(name: "P2MToolsTests", dependencies: ["TestSupport", "P2MTools", "GuestReader", "DumpGen", "Translation", "DumpIO", "P2MFormat"]),
         .testTarget(name: "DumpGenTests", dependencies: ["TestSupport", "DumpGen", "P2MFormat"]),
         .testTarget(name: "LibP2MNoteTests", dependencies: ["TestSupport", "DumpGen"], exclude: ["c"]),
-        .testTarget(name: "RealDumpTests", dependencies: ["TestSupport", "P2MTools", "Translation", "DumpIO", "P2MFormat"]),
+        .testTarget(name: "RealDumpTests", dependencies: ["TestSupport", "P2MTools", "GuestReader", "Translation", "DumpIO", "P2MFormat"]),
     ]
 )

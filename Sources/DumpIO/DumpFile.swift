@@ -15,11 +15,18 @@ public struct DumpError: Error, CustomStringConvertible, Sendable {
     /// excluded, a frame no segment holds), as opposed to a damaged file: readers that can go on
     /// without one page (the p2m list reader) tell the two apart by this.
     public var notInDump = false
+    /// Set when the file itself could not be opened (missing, no permission, not a regular
+    /// file), as opposed to a file that is no dump or a damaged one: the C library says
+    /// P2MNOTE_ERR_IO for these.
+    public var cannotOpen = false
     public init(_ file: String, offset: UInt64? = nil, _ message: String) {
         self.file = file; self.offset = offset; self.message = message
     }
     public static func notInDump(_ file: String, _ message: String) -> DumpError {
         var e = DumpError(file, message); e.notInDump = true; return e
+    }
+    public static func cannotOpen(_ file: String, _ message: String) -> DumpError {
+        var e = DumpError(file, message); e.cannotOpen = true; return e
     }
     public var description: String {
         if let o = offset { return "\(file): at offset 0x\(String(o, radix: 16)): \(message)" }
@@ -84,6 +91,9 @@ public final class DumpFile {
         let f = try OpenFile(path: path)
         return try DumpFile(path: path, file: f)
     }
+
+    /// Read an ELF dump from a file already open (openDump opens each file once).
+    public static func open(file: OpenFile) throws -> DumpFile { try DumpFile(path: file.path, file: file) }
 
     private init(path: String, file: OpenFile) throws {
         self.path = path

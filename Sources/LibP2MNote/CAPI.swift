@@ -8,7 +8,7 @@ import CP2MNote
 import DumpIO
 import Foundation
 import P2MFormat
-import P2MTools
+import GuestReader
 import Translation
 
 // MARK: the thread-local message of the last failure
@@ -55,8 +55,15 @@ private func status(of error: Error, fallback: p2mnote_status) -> p2mnote_status
         case .noP2M: return P2MNOTE_ERR_NO_P2M
         case .noRoot: return P2MNOTE_ERR_FORMAT
         case .noDomain: return P2MNOTE_ERR_NO_DOMAIN
-        case .other: return fallback
+        case .other, .interrupted: return fallback
         }
+    case let e as ReadError:
+        switch e.kind {
+        case .unmapped: return P2MNOTE_ERR_UNMAPPED
+        case .beyondP2M, .pastEnd: return P2MNOTE_ERR_RANGE
+        case .notInDump: return P2MNOTE_ERR_NOT_IN_DUMP
+        }
+    case let e as DumpError where e.cannotOpen: return P2MNOTE_ERR_IO
     case is WalkError: return P2MNOTE_ERR_UNMAPPED
     case is P2MFormatError, is StreamError: return P2MNOTE_ERR_FORMAT
     default: return fallback
@@ -134,43 +141,43 @@ public func p2mnote_open(_ path: UnsafePointer<CChar>?, _ opts: UnsafePointer<p2
     guard o.flags & ~known == 0 else {
         return fail(P2MNOTE_ERR_ARGUMENT, "unknown open flags 0x\(String(o.flags & ~known, radix: 16))")
     }
-    // The file itself first, so that "cannot be read" and "is not a dump" are told apart.
-    do { _ = try OpenFile(path: p) } catch { return fail(P2MNOTE_ERR_IO, "\(error)") }
-    var a = AnalyzerOptions(dump: p)
-    a.systemMap = o.system_map.map { String(cString: $0) }
-    a.vmlinux = o.vmlinux.map { String(cString: $0) }
-    if o.flags & UInt32(P2MNOTE_OPEN_CR3) != 0 { a.cr3 = o.cr3 }
-    if o.flags & UInt32(P2MNOTE_OPEN_P2M_MFN) != 0 { a.p2mMFN = o.p2m_mfn }
-    if o.flags & UInt32(P2MNOTE_OPEN_NO_NOTE) != 0 { a.useNote = false }
+    var a = GuestOptions(dump: p)
+    a.guest.systemMap = o.system_map.map { String(cString: $0) }
+    a.guest.vmlinux = o.vmlinux.map { String(cString: $0) }
+    if o.flags & UInt32(P2MNOTE_OPEN_CR3) != 0 { a.guest.cr3 = MachAddr(o.cr3) }
+    if o.flags & UInt32(P2MNOTE_OPEN_P2M_MFN) != 0 { a.guest.p2mMFN = MFN(o.p2m_mfn) }
+    if o.flags & UInt32(P2MNOTE_OPEN_NO_NOTE) != 0 { a.guest.useNote = false }
+    let wantsDomain = o.flags & UInt32(P2MNOTE_OPEN_DOMAIN) != 0
     do {
-        if o.flags & UInt32(P2MNOTE_OPEN_DOMAIN) != 0 {
-            // A crashed host's dump: any of its domains, found in Xen's own tables.
-            let head = try OpenFile(path: p)
-            let isHost = (try? openDump(path: p))?.vmcoreInfoXen != nil && head.size > 0
-            if isHost {
+        // The dump is opened once: "cannot be read" (P2MNOTE_ERR_IO) and "is not a dump" are
+        // told apart by the error's kind.
+        let dump: DumpContainer
+        do { dump = try openDump(path: p) } catch let e as DumpError where e.cannotOpen { throw APIError(P2MNOTE_ERR_IO, "\(e)") }
+        if wantsDomain {
+            if dump.vmcoreInfoXen != nil {
+                // A crashed host's dump: any of its domains, found in Xen's own tables.
                 guard let d = UInt16(exactly: o.domain) else { throw APIError(P2MNOTE_ERR_NO_DOMAIN, "\(p): domain \(o.domain) is not a Xen domain id (0-65535)") }
-                a.domain = d
+                a.guest.domain = d
+            } else {
+                // Any other dump holds one guest, which may be named: domain 0 of a dom0 kdump.
+                let own: Int64? = dump.guestRecord != nil ? nil : 0
+                guard o.domain == own else {
+                    throw APIError(P2MNOTE_ERR_NO_DOMAIN, "\(p): domain \(o.domain): this \(dump.kind.rawValue) holds one guest's memory\(own.map { " (domain \($0))" } ?? ""), not a Xen host's with several domains")
+                }
             }
         }
-        for (file, what) in [(a.systemMap, "the System.map"), (a.vmlinux, "the vmlinux")] {
-            if let f = file { do { _ = try OpenFile(path: f) } catch { throw APIError(P2MNOTE_ERR_IO, "\(what): \(error)") } }
+        for (file, what) in [(a.guest.systemMap, "the System.map"), (a.guest.vmlinux, "the vmlinux")] {
+            if let f = file, access(f, R_OK) != 0 { throw APIError(P2MNOTE_ERR_IO, "\(what): \(f): cannot open: \(String(cString: strerror(errno)))") }
         }
-        let session = try AnalyzerSession(a)
-        // The dump's own guest may be named: domain 0 of a dom0 kdump (ELF or makedumpfile's).
-        let ownDomain: Int64? = session.dump.kind == .xenDumpCore ? nil : 0
-        if o.flags & UInt32(P2MNOTE_OPEN_DOMAIN) != 0, a.domain == nil, o.domain != ownDomain {
-            // A host dump's guests (Xen's own tables) are the next container of the toolkit;
-            // until then every dump holds exactly one guest.
-            throw APIError(P2MNOTE_ERR_NO_DOMAIN, "\(p): domain \(o.domain): this \(session.dump.kind.rawValue) holds one guest's memory\(ownDomain.map { " (domain \($0))" } ?? ""), not a Xen host's with several domains")
-        }
+        let session = try GuestSession(dump: dump, options: a)
         var image: VmlinuxImage? = nil
-        if a.vmlinux != nil {
+        if a.guest.vmlinux != nil {
             image = try session.vmlinuxImage()
             // With a vmlinux the caller wants this kernel: the session's kernel() refuses it
             // unless its symbols find the root and its build ID (or banner) is the dump's.
             _ = try session.kernel()
         }
-        let h = Handle(session: session, vmlinux: image, domain: o.flags & UInt32(P2MNOTE_OPEN_DOMAIN) != 0 ? o.domain : -1)
+        let h = Handle(session: session, vmlinux: image, domain: wantsDomain ? o.domain : -1)
         let key = UInt(bitPattern: Unmanaged.passUnretained(h).toOpaque())
         registryLock.lock()
         liveHandles[key] = h
@@ -205,7 +212,7 @@ public func p2mnote_get_info(_ h: OpaquePointer?, _ out: UnsafeMutablePointer<p2
         var i = p2mnote_info()
         i.page_size = 4096
         i.path = s.keep("path", s.dump.path)
-        i.container = s.keep("container", s.containerName)
+        i.container = s.keep("container", s.dump.containerName)
         i.machine_bytes = s.dump.memory.totalBytes
         i.kernel_offset = s.dump.vmcoreInfo?.kernelOffset ?? 0
         i.symbol_count = UInt64(s.session.symbols.count)
@@ -231,7 +238,7 @@ public func p2mnote_p2m(_ h: OpaquePointer?, _ nr: UnsafeMutablePointer<UInt64>?
         guard let nr else { throw argument("nr_pfns is NULL") }
         let (m, src) = try s.p2m()
         nr.pointee = m.nrPfns
-        source?.pointee = s.keep("p2m-source", src.name)
+        source?.pointee = s.keep("p2m-source", src.name.rawValue)
         location?.pointee = s.keep("p2m-location", src.location)
     }
 }
@@ -362,7 +369,7 @@ public func p2mnote_command(_ h: OpaquePointer?, _ line: UnsafePointer<CChar>?, 
     withHandle(h, fallback: P2MNOTE_ERR_ARGUMENT) { s in
         let l = try string(line, "line")
         guard let json else { throw argument("json is NULL") }
-        let out = try s.session.execute(line: l)
+        let out = try GuestCommands.execute(line: l, in: s.session)
         var bytes = [UInt8](out.jsonData)
         bytes.append(0)
         guard let p = malloc(bytes.count)?.assumingMemoryBound(to: CChar.self) else { throw APIError(P2MNOTE_ERR_INTERNAL, "out of memory") }

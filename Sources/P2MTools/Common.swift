@@ -1,26 +1,10 @@
-// What every command shares: the version, number parsing, output files, errors, JSON.
+// What every tool shares: hex arguments, output files, errors as JSON, help paragraphs.
 import ArgumentParser
 import DumpIO
 import Foundation
+import GuestReader
 import P2MFormat
 import Translation
-
-/// The one version string: the tools' --version and p2mnote_version() (the Python package's
-/// __version__ and pyproject.toml say the same number; python/tests/test_cli.py checks it).
-/// The note format is the newest the encoder writes (1.1 where a note records a domain).
-public let p2mnoteVersion = "p2mnote 0.3.0 (note format 1.1)"
-
-/// Addresses, pfns and mfns are hexadecimal, with or without 0x, as crash reads them.
-func parseHexArg(_ s: String) -> UInt64? {
-    let t = s.hasPrefix("0x") || s.hasPrefix("0X") ? String(s.dropFirst(2)) : s
-    guard !t.isEmpty, t.count <= 16 else { return nil }
-    return UInt64(t, radix: 16)
-}
-
-/// Counts are decimal (or 0x-hex).
-func parseCountArg(_ s: String) -> UInt64? {
-    s.hasPrefix("0x") || s.hasPrefix("0X") ? UInt64(s.dropFirst(2), radix: 16) : UInt64(s)
-}
 
 struct HexNumber: ExpressibleByArgument {
     let value: UInt64
@@ -29,13 +13,6 @@ struct HexNumber: ExpressibleByArgument {
 }
 
 func warn(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
-
-let jsonEncoder: JSONEncoder = {
-    let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]; return e
-}()
-let jsonLineEncoder: JSONEncoder = {
-    let e = JSONEncoder(); e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]; return e
-}()
 
 func printJSON<T: Encodable>(_ v: T, lines: Bool = false) throws {
     print(String(decoding: try (lines ? jsonLineEncoder : jsonEncoder).encode(v), as: UTF8.self))
@@ -138,28 +115,6 @@ enum OutputFile {
         if !force, access(path, F_OK) == 0 { throw DumpError(path, "appeared while it was being written; not overwritten") }
         guard rename(tmp, path) == 0 else { throw DumpError(path, "cannot rename the finished file into place: \(String(cString: strerror(errno)))") }
         ok = true
-    }
-}
-
-/// The text form of a cross-check (the JSON form is the report itself).
-enum CrossCheckText {
-    static func render(_ c: CrossCheckReport, subject: String = "note") -> String {
-        var t = ""
-        for s in c.comparisons {
-            let label = (s.source + ":").padding(toLength: 13, withPad: " ", startingAt: 0)
-            if let e = s.error { t += "\(label)unreadable: \(e)\n"; continue }
-            let cover = "\(subject) covers \(s.mapEntries) pfns, \(s.source) \(s.sourceEntries)\(s.sparse ? " (listed pfns only)" : ""); compared \(s.compared)"
-            if s.differences == 0 {
-                t += "\(label)agrees (\(cover)\(s.identityBlind ? "; identity not told from missing there" : "")\(s.foreignBlind ? "; foreign frames not seen there" : ""))\n"
-            } else {
-                t += "\(label)DIFFERS in \(s.differences) entries (\(cover))\n"
-                for d in s.first { t += "             pfn \(d.pfn): \(subject) \(P2MEntry(raw: d.expected.value)), \(s.source) \(P2MEntry(raw: d.found.value))\n" }
-            }
-            if s.unknownPfns > 0 { t += "             \(s.unknownPfns) pfns not compared: their list pages are not in the dump\n" }
-            t += "             \(s.location)\n"
-        }
-        for u in c.unavailable { t += (u.source + ":").padding(toLength: 13, withPad: " ", startingAt: 0) + "not compared: \(u.reason)\n" }
-        return t
     }
 }
 

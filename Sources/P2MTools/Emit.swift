@@ -1,6 +1,7 @@
 // The emitter: reads a guest's p2m from where it really lives and builds the note.
 import DumpIO
 import Foundation
+import GuestReader
 import P2MFormat
 import Translation
 
@@ -12,24 +13,13 @@ public struct EmitOptions: Sendable {
     public var input: String
     public var from: EmitSourceKind = .auto
     public var width: EntryWidth = .eight
-    public var cr3: UInt64?
-    public var p2mMFN: UInt64?
-    public var systemMap: String?
-    public var vmlinux: String?
+    /// The guest (a host dump's domain), its symbols and the tables to use.
+    public var guest = GuestSelection()
+    /// The domain id the note records (--domid; default: the guest's).
     public var domainID: UInt32?
-    /// A host dump's domain (Xen's tables find it); nil: the dump's own guest.
-    public var domain: UInt16?
-    /// Xen's own symbols (xen-syms or its .map), optional.
-    public var xenSyms: String?
     public var compare = true
     public var progress = false
     public init(input: String) { self.input = input }
-}
-
-/// Entry counts by kind (Spec §3).
-public struct CountsJSON: Codable, Sendable, Equatable {
-    public var mfn: UInt64, invalid: UInt64, identity: UInt64, foreign: UInt64
-    public init(_ c: EntryCounts) { mfn = c.mfn; invalid = c.invalid; identity = c.identity; foreign = c.foreign }
 }
 
 /// What p2m-emit made (Spec/json.md, "emit").
@@ -172,7 +162,7 @@ public enum Emitter {
     /// The source a note is made from: --from, else the linear list where the kernel's symbols
     /// are known (it alone tells identity pages), else the frame tree, else .xen_p2m.
     static func primarySource(_ from: EmitSourceKind, _ r: P2MResolver, input: String) throws -> P2MTableSource {
-        func need<T>(_ s: T?, _ name: String) throws -> T {
+        func need<T>(_ s: T?, _ name: P2MSourceName) throws -> T {
             guard let v = s else {
                 let why = r.unavailable.first { $0.source == name }?.reason ?? "not available in this dump"
                 throw DumpError(input, "--from \(from.rawValue): \(why)")
@@ -180,9 +170,9 @@ public enum Emitter {
             return v
         }
         switch from {
-        case .linear, .xlPages: return try need(r.linearList(), "linear-list")
-        case .frameList: return try need(r.frameTree(), "frame-tree")
-        case .xlP2M: return try need(r.xenP2M(), "xen-p2m")
+        case .linear, .xlPages: return try need(r.linearList(), .linearList)
+        case .frameList: return try need(r.frameTree(), .frameTree)
+        case .xlP2M: return try need(r.xenP2M(), .xenP2M)
         case .auto:
             if let s = r.dumpSources().first { return s }
             throw DumpError(input, "no p2m source: " + r.unavailable.map { "\($0.source): \($0.reason)" }.joined(separator: "; "))
@@ -195,23 +185,23 @@ public enum Emitter {
     /// every guest (the same kernel), else each guest's shared_info tells where its list is.
     public static func emitAllDomains(_ o: EmitOptions, dump given: DumpContainer? = nil) throws -> [EmitResult] {
         let dump = try given ?? openDump(path: o.input)
-        let host = try XenHost(dump: dump, xenSymbols: try o.xenSyms.map(XenHost.loadSymbols))
+        let host = try XenHost(dump: dump, xenSymbols: try o.guest.xenSyms.map(XenHost.loadSymbols))
         let guests = try host.domains().filter { !$0.system && $0.looksPV }
         guard !guests.isEmpty else { throw DumpError(o.input, "Xen's domain list holds no PV guest") }
         let m2ps = try XenM2PSource.rebuild(host: host, domains: guests)
         return try zip(guests, m2ps).map { g, m in
-            var e = o; e.domain = g.id
+            var e = o; e.guest.domain = g.id
             return try emitFromDump(e, dump: dump, preset: m)
         }
     }
 
     static func emitFromDump(_ o: EmitOptions, dump given: DumpContainer? = nil, preset: XenM2PSource? = nil) throws -> EmitResult {
         let dump = try given ?? openDump(path: o.input)
-        let symbols = try loadSymbols(systemMap: o.systemMap, vmlinux: o.vmlinux, dump: dump)
-        var ro = P2MResolverOptions(); ro.cr3 = o.cr3; ro.p2mMFN = o.p2mMFN; ro.domain = o.domain; ro.xenSyms = o.xenSyms
+        let symbols = try loadSymbols(systemMap: o.guest.systemMap, vmlinux: o.guest.vmlinux, dump: dump)
+        let ro = o.guest
         let resolver = P2MResolver(dump: dump, symbols: symbols, options: ro)
         if let p = preset { resolver.preset(m2p: p) }
-        if o.domain != nil { _ = try resolver.domain() }   // an unknown domain is an error, not "no source"
+        if o.guest.domain != nil { _ = try resolver.domain() }   // an unknown domain is an error, not "no source"
         let progress: ((UInt64, UInt64) -> Void)? = o.progress && isatty(2) != 0 ? { done, total in
             let pct = total == 0 ? 100 : Int(done * 100 / total)
             let bar = String(repeating: "#", count: pct / 4) + String(repeating: " ", count: 25 - pct / 4)
@@ -226,7 +216,7 @@ public enum Emitter {
         var made: (note: P2MNote, source: P2MTableSource, cr3: UInt64?)? = nil
         for (i, source) in candidates.enumerated() where made == nil {
             let enc = P2MEncoder(width: .eight)
-            var meta = P2MNoteMetadata(source: source.sourceCode, domainID: o.domainID ?? o.domain.map(UInt32.init) ?? (dump.kind == .xenDumpCore ? nil : 0),
+            var meta = P2MNoteMetadata(source: source.sourceCode, domainID: o.domainID ?? o.guest.domain.map(UInt32.init) ?? (dump.kind == .xenDumpCore ? nil : 0),
                                        fllMFN: resolver.frameListRoot?.mfn)
             var cr3: UInt64? = nil
             if let l = source as? LinearListSource {
@@ -239,14 +229,14 @@ public enum Emitter {
             do {
                 try source.stream(into: EncoderSink(enc, keepFrames: source is LinearListSource), progress: progress)
                 made = (try enc.finish(metadata: meta), source, cr3)
-            } catch let e where i + 1 < candidates.count && "\(e)" != "interrupted" {
+            } catch let e where i + 1 < candidates.count && (e as? TranslationError)?.kind != .interrupted {
                 fallbacks.append(UnavailableSource(source: source.name, reason: "\(e)"))
             }
         }
         guard let (firstNote, source, cr3) = made else { throw DumpError(o.input, "no p2m source could be read") }
         // Symbols were given for the linear list, yet it was not even a candidate: say why.
-        if o.from == .auto, o.systemMap != nil || o.vmlinux != nil, !(source is LinearListSource),
-           let why = resolver.unavailable.first(where: { $0.source == "linear-list" }), !fallbacks.contains(where: { $0.source == "linear-list" }) {
+        if o.from == .auto, o.guest.systemMap != nil || o.guest.vmlinux != nil, !(source is LinearListSource),
+           let why = resolver.unavailable.first(where: { $0.source == .linearList }), !fallbacks.contains(where: { $0.source == .linearList }) {
             fallbacks.insert(why, at: 0)
         }
         var note = firstNote

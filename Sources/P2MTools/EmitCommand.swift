@@ -1,6 +1,7 @@
 import ArgumentParser
 import DumpIO
 import Foundation
+import GuestReader
 import P2MFormat
 import Translation
 
@@ -54,8 +55,8 @@ public struct EmitCommand: ParsableCommand {
             guard let w = EntryWidth(rawValue: UInt8(clamping: width)) else { throw ValidationError("--width must be 4 or 8") }
             var o = EmitOptions(input: source)
             o.from = kind
-            o.width = w; o.cr3 = cr3?.value; o.p2mMFN = p2mMfn?.value
-            o.systemMap = systemMap; o.vmlinux = vmlinux; o.domainID = domid; o.domain = domain; o.xenSyms = xenSyms; o.compare = compare; o.progress = !json
+            o.width = w; o.guest.cr3 = cr3.map { MachAddr($0.value) }; o.guest.p2mMFN = p2mMfn.map { MFN($0.value) }
+            o.guest.systemMap = systemMap; o.guest.vmlinux = vmlinux; o.domainID = domid; o.guest.domain = domain; o.guest.xenSyms = xenSyms; o.compare = compare; o.progress = !json
             if allDomains {
                 guard domain == nil else { throw ValidationError("--all-domains and --domain exclude each other") }
                 let prefix = output ?? source

@@ -25,6 +25,7 @@
 import ArgumentParser
 import DumpIO
 import Foundation
+import GuestReader
 import P2MFormat
 import Translation
 
@@ -52,7 +53,7 @@ public enum Extractor {
                                force: Bool, xenSyms: String? = nil) throws -> ExtractSummary {
         let dump = try openDump(path: path)
         let symbols = try SymbolTable.forDump(systemMap: systemMap, vmlinux: vmlinux, dump: dump)
-        var ro = P2MResolverOptions(); ro.domain = id; ro.xenSyms = xenSyms
+        var ro = GuestSelection(); ro.domain = id; ro.xenSyms = xenSyms
         let resolver = P2MResolver(dump: dump, symbols: symbols, options: ro)
         guard let dom = try resolver.domain() else { throw DumpError(path, "no domain") }
         guard dom.looksPV, let arch = dom.arch, arch.p2mCr3 != 0 else {
@@ -63,7 +64,7 @@ public enum Extractor {
         if let n = try resolver.note() {
             noteBytes = try P2MNote.elfNote(descriptor: n.note.desc); noteSource = "the dump's note for domain \(id)"
         } else {
-            var o = EmitOptions(input: path); o.domain = id; o.systemMap = systemMap; o.vmlinux = vmlinux; o.xenSyms = xenSyms
+            var o = EmitOptions(input: path); o.guest.domain = id; o.guest.systemMap = systemMap; o.guest.vmlinux = vmlinux; o.guest.xenSyms = xenSyms
             let r = try Emitter.emit(o)
             if let c = r.summary.crossCheck, !c.agrees {
                 throw DumpError(path, "domain \(id)'s p2m sources disagree; nothing written:\n" + CrossCheckText.render(c))

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DumpIO
 import Foundation
+import GuestReader
 import P2MFormat
 import Translation
 
@@ -101,7 +102,7 @@ public struct InjectCommand: ParsableCommand {
             // One note per PV guest, all maps rebuilt in one pass over Xen's tables, each checked
             // against the guest's own copies; each injected as its own domain's note.
             guard emit, note == nil, !remove, domain == nil else { throw ValidationError("--all-domains goes with --emit (not --note, --remove or --domain)") }
-            var o = EmitOptions(input: target); o.systemMap = systemMap; o.vmlinux = vmlinux; o.xenSyms = xenSyms
+            var o = EmitOptions(input: target); o.guest.systemMap = systemMap; o.guest.vmlinux = vmlinux; o.guest.xenSyms = xenSyms
             let before = verify ? try ContentHash.of(path: target) : nil
             for r in try Emitter.emitAllDomains(o, dump: container) {
                 let id = r.note.header.domainID
@@ -124,7 +125,7 @@ public struct InjectCommand: ParsableCommand {
             noteBytes = [UInt8](d)
         } else if emit {
             var o = EmitOptions(input: target)
-            o.systemMap = systemMap; o.vmlinux = vmlinux; o.domain = domain; o.xenSyms = xenSyms
+            o.guest.systemMap = systemMap; o.guest.vmlinux = vmlinux; o.guest.domain = domain; o.guest.xenSyms = xenSyms
             let r = try Emitter.emitFromDump(o, dump: container)
             if let w = r.summary.partialWarning { warn("p2m-inject: " + w) }
             noteBytes = r.note.elfNoteBytes
@@ -134,7 +135,7 @@ public struct InjectCommand: ParsableCommand {
             do { dec = try P2MNote.decode(descriptor: try P2MNote.descriptor(fromElfNote: nb)) }
             catch { throw DumpError(note ?? target, "not a valid p2mnote note: \(error)") }
             // The same cross-check as emit and `check`: a note from another dump is refused.
-            var ro = P2MResolverOptions()
+            var ro = GuestSelection()
             let noteDomain = dec.header.domainID
             if noteDomain != .max, let d = UInt16(exactly: noteDomain), container.vmcoreInfoXen != nil, d != 0 || domain != nil { ro.domain = d }
             let resolver = P2MResolver(dump: container, symbols: symbols, options: ro)
@@ -144,7 +145,7 @@ public struct InjectCommand: ParsableCommand {
             } else if !c.compared {
                 warn("p2m-inject: note: no other copy of the p2m is readable in this dump, so the note could not be checked against it" + (systemMap == nil && vmlinux == nil ? " (pass --system-map to compare with the guest's linear list)" : ""))
             } else {
-                say("checked: the note agrees with " + c.comparisons.map(\.source).joined(separator: ", "))
+                say("checked: the note agrees with " + c.comparisons.map(\.source.rawValue).joined(separator: ", "))
             }
         }
         let before = verify ? try ContentHash.of(path: target) : nil

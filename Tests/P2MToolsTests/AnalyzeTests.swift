@@ -1,15 +1,16 @@
 import DumpGen
 import DumpIO
 import Foundation
+import GuestReader
 import P2MFormat
 import Testing
 import TestSupport
 @testable import P2MTools
 
-func session(_ g: GeneratedDump, _ edit: (inout AnalyzerOptions) -> Void = { _ in }) throws -> AnalyzerSession {
-    var o = AnalyzerOptions(dump: g.path); o.systemMap = g.systemMapPath
+func session(_ g: GeneratedDump, _ edit: (inout GuestOptions) -> Void = { _ in }) throws -> GuestSession {
+    var o = GuestOptions(dump: g.path); o.guest.systemMap = g.systemMapPath
     edit(&o)
-    return try AnalyzerSession(o)
+    return try GuestSession(o)
 }
 
 @Suite(.serialized) struct AnalyzeTests {

@@ -1,6 +1,7 @@
 import DumpGen
 import DumpIO
 import Foundation
+import GuestReader
 import Testing
 import TestSupport
 @testable import P2MTools
@@ -45,13 +46,13 @@ import TestSupport
     @Test func symTakesSymbolPlusOffset() throws {
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
         let g = try dom0(d)
-        let s = try AnalyzerSession({ var o = AnalyzerOptions(dump: g.path); o.systemMap = g.systemMapPath; return o }())
+        let s = try GuestSession({ var o = GuestOptions(dump: g.path); o.guest.systemMap = g.systemMapPath; return o }())
         let base = try #require((try s.execute(["sym", "linux_banner"]).json as? [String: Any])?["address"] as? String)
         let r = try s.execute(["sym", "linux_banner+8"])
         let j = try #require(r.json as? [String: Any])
         #expect(j["symbol"] as? String == "linux_banner" && j["offset"] as? String == "0x8", "\(r.text)")
         #expect(UInt64((j["address"] as? String ?? "").dropFirst(2), radix: 16) == UInt64(base.dropFirst(2), radix: 16).map { $0 + 8 })
-        #expect(throws: AnalyzerError.self) { _ = try s.execute(["sym", "no_such_symbol+8"]) }
+        #expect(throws: SessionError.self) { _ = try s.execute(["sym", "no_such_symbol+8"]) }
         // vtop's pfn in JSON is a pfn ("0x…"), not the text "pfn 0x…"; its p2m entry is the mfn.
         let v = try #require(try s.execute(["vtop", "linux_banner"]).json as? [String: Any])
         let pfn = try #require(v["pfn"] as? String, "\(v)")
@@ -101,7 +102,7 @@ import TestSupport
         let again = try runTool([tool("p2m-inject"), g.path, "--emit", "--system-map", g.systemMapPath, "--json"])
         let e = try #require(try JSONSerialization.jsonObject(with: Data(again.stderr.utf8)) as? [String: Any], "\(again.stderr)")
         #expect(again.status == 1 && e["tool"] as? String == "p2m-inject" && (e["error"] as? String ?? "").contains("already carries"), "\(e)")
-        let s = try AnalyzerSession({ var o = AnalyzerOptions(dump: g.path); o.systemMap = g.systemMapPath; return o }())
+        let s = try GuestSession({ var o = GuestOptions(dump: g.path); o.guest.systemMap = g.systemMapPath; return o }())
         #expect((try s.execute(["rd", "linux_banner"]).json as? [String: Any])?["space"] as? String == "kvirt")
         #expect((try s.execute(["rd", "-p", "0"]).json as? [String: Any])?["space"] as? String == "pphys")
         #expect((try s.execute(["rd", "-m", "0"]).json as? [String: Any])?["space"] as? String == "machine")
@@ -111,7 +112,7 @@ import TestSupport
     @Test func infoSaysWhySourcesAreUnavailable() throws {
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
         let g = try dom0(d)
-        let s = try AnalyzerSession(AnalyzerOptions(dump: g.path))      // no System.map: no linear list
+        let s = try GuestSession(GuestOptions(dump: g.path))      // no System.map: no linear list
         let out = try s.execute(["info"])
         let rows = ((out.json as? [String: Any])?["unavailable"] as? [[String: Any]]) ?? []
         #expect(!rows.isEmpty, "\(out.text)")

@@ -14,7 +14,7 @@ func dom0(_ d: String, _ name: String = "dom0.vmcore", _ edit: (inout Dom0DumpOp
 }
 
 func emitNote(_ g: GeneratedDump, _ edit: (inout EmitOptions) -> Void = { _ in }) throws -> EmitResult {
-    var o = EmitOptions(input: g.path); o.systemMap = g.systemMapPath
+    var o = EmitOptions(input: g.path); o.guest.systemMap = g.systemMapPath
     edit(&o)
     return try Emitter.emit(o)
 }
@@ -30,7 +30,7 @@ func emitNote(_ g: GeneratedDump, _ edit: (inout EmitOptions) -> Void = { _ in }
         #expect(dec.header.counts.mfn == g.manifest.p2mCounts["mfn"] && dec.header.counts.identity == g.manifest.p2mCounts["identity"])
         #expect(dec.header.nrPfns == g.manifest.nrPfns && dec.header.identityKnown && dec.header.hasFrames)
         let cc = try #require(r.summary.crossCheck)
-        #expect(cc.comparisons.map(\.source) == ["frame-tree"] && cc.agrees && dec.header.crossChecked, "\(cc)")
+        #expect(cc.comparisons.map(\.source) == [.frameTree] && cc.agrees && dec.header.crossChecked, "\(cc)")
         #expect(cc.comparisons.first?.compared == dec.header.nrPfns)
         for s in g.manifest.samples { #expect(dec.map.m2p(MFN(s.mfn)) == .unique(PFN(s.pfn)), "\(s.what)") }
         // p2m_missing / p2m_identity are pointer variables: the header names the pages they
@@ -44,10 +44,10 @@ func emitNote(_ g: GeneratedDump, _ edit: (inout EmitOptions) -> Void = { _ in }
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
         var o = XLDumpOptions(); o.guestMiB = 128
         let g = try DumpGenerator.generateXL(o, to: d + "/domU.xcore")
-        var e = EmitOptions(input: g.path); e.systemMap = g.systemMapPath
+        var e = EmitOptions(input: g.path); e.guest.systemMap = g.systemMapPath
         let r = try Emitter.emit(e)
         #expect(r.note.header.source == .xlPagesLinear && r.note.header.mapDigest == g.manifest.p2mDigest)
-        let x = try #require(r.summary.crossCheck?.comparisons.first { $0.source == "xen-p2m" })
+        let x = try #require(r.summary.crossCheck?.comparisons.first { $0.source == .xenP2M })
         #expect(x.agrees && x.compared == UInt64(g.manifest.p2mCounts["mfn"] ?? 0), "\(x)")
         e.from = .xlP2M
         let p = try Emitter.emit(e)
@@ -64,7 +64,7 @@ func emitNote(_ g: GeneratedDump, _ edit: (inout EmitOptions) -> Void = { _ in }
             #expect("\(error)".contains("--cr3"), "\(error)")
         }
         // …and --cr3 makes it work.
-        let r3 = try emitNote(g2) { $0.cr3 = g2.manifest.cr3 }
+        let r3 = try emitNote(g2) { $0.guest.cr3 = MachAddr(g2.manifest.cr3) }
         #expect(r3.note.header.mapDigest == g2.manifest.p2mDigest)
         // Without symbols, the frame-list tree is used, and says identity is not known.
         let g3 = try dom0(d, "c.vmcore")

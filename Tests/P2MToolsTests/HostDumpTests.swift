@@ -1,6 +1,7 @@
 import DumpGen
 import DumpIO
 import Foundation
+import GuestReader
 import P2MFormat
 import Testing
 import TestSupport
@@ -18,7 +19,7 @@ import Translation
     }
 
     func domainRows(_ path: String, scan: Bool = false) throws -> [[String: Any]] {
-        let s = try AnalyzerSession(AnalyzerOptions(dump: path))
+        let s = try GuestSession(GuestOptions(dump: path))
         return try #require((try s.execute(["domains"] + (scan ? ["--scan"] : [])).json as? [String: Any])?["domains"] as? [[String: Any]])
     }
 
@@ -37,12 +38,12 @@ import Translation
         // Each guest's note: the generator's map, agreeing with its frame tree and Xen's M2P.
         var notes: [[UInt8]] = []
         for (g, gd) in zip(h.manifest.guests, h.guests) {
-            var o = EmitOptions(input: h.path); o.domain = g.domainID; o.systemMap = g.systemMap
+            var o = EmitOptions(input: h.path); o.guest.domain = g.domainID; o.guest.systemMap = g.systemMap
             let r = try Emitter.emit(o)
             #expect(r.note.header.mapDigest == g.p2mDigest && r.note.header.domainID == UInt32(g.domainID), "dom\(g.domainID)")
-            #expect(r.summary.crossCheck?.agrees == true && r.summary.crossCheck?.comparisons.map(\.source) == ["frame-tree", "xen-m2p"], "\(String(describing: r.summary.crossCheck))")
+            #expect(r.summary.crossCheck?.agrees == true && r.summary.crossCheck?.comparisons.map(\.source) == [.frameTree, .xenM2P], "\(String(describing: r.summary.crossCheck))")
             // The M2P alone: the same frames below max_pfn (identity reads INVALID there).
-            var m = o; m.from = .auto; m.systemMap = nil
+            var m = o; m.from = .auto; m.guest.systemMap = nil
             let bare = try P2MNote.decode(descriptor: try Emitter.emit(m).note.descriptor).map
             let full = try P2MNote.decode(descriptor: r.note.descriptor).map
             var differ = 0
@@ -55,8 +56,8 @@ import Translation
         for n in notes { _ = try NoteInjector(path: h.path).run(action: .add, note: n) }
         #expect(try ContentHash.of(path: h.path) == hash && openDump(path: h.path).p2mNotes.count == notes.count)
         // check with no --domain: every note, each against its own guest's tables (exit 2 if any fails).
-        var every = AnalyzerOptions(dump: h.path); every.systemMap = h.manifest.guests.first { $0.domainID == 0 }?.systemMap
-        let all = try AnalyzerSession(every).execute(["check"])
+        var every = GuestOptions(dump: h.path); every.guest.systemMap = h.manifest.guests.first { $0.domainID == 0 }?.systemMap
+        let all = try GuestSession(every).execute(["check"])
         let checked = ((all.json as? [String: Any])?["notes"] as? [[String: Any]]) ?? []
         #expect(all.exitCode == 0 && checked.count == notes.count && checked.allSatisfy { $0["ok"] as? Bool == true }, "\(all.text)")
         // One guest's note made wrong (three made-up frames): that one fails, the check exits 2.
@@ -68,14 +69,14 @@ import Translation
             #expect(try runTool(["cp", "--sparse=always", h.path, copy]).status == 0)
             _ = try NoteInjector(path: copy).run(action: .replace, note: bad.elfNoteBytes)
             every.dump = copy
-            let w = try AnalyzerSession(every).execute(["check"])
+            let w = try GuestSession(every).execute(["check"])
             let wr = ((w.json as? [String: Any])?["notes"] as? [[String: Any]]) ?? []
             #expect(w.exitCode == 2 && wr.filter { $0["ok"] as? Bool == false }.compactMap { $0["domain"] as? Int } == [Int(victim.domainID)], "\(w.text)")
         }
         for (g, gd) in zip(h.manifest.guests, h.guests) {
-            var a = AnalyzerOptions(dump: h.path); a.domain = g.domainID; a.systemMap = g.systemMap
-            let s = try AnalyzerSession(a)
-            #expect(try s.p2m().source.name == "note" && s.execute(["check"]).exitCode == 0)
+            var a = GuestOptions(dump: h.path); a.guest.domain = g.domainID; a.guest.systemMap = g.systemMap
+            let s = try GuestSession(a)
+            #expect(try s.p2m().source.name == .note && s.execute(["check"]).exitCode == 0)
             #expect(try s.execute(["banner"]).text == gd.manifest.banner)
             #expect(moduleRows(try s.execute(["mod"])).count == gd.manifest.modules.count)
             for smp in gd.manifest.samples.prefix(16) {
@@ -96,7 +97,7 @@ import Translation
             let out = d + "/dom\(g.domainID).xcore"
             let sum = try Extractor.extract(dump: h.path, domain: g.domainID, output: out, systemMap: g.systemMap, vmlinux: nil, force: false)
             #expect(sum.pagesWritten == g.pages && sum.pagesNotInDump == 0)
-            var o = EmitOptions(input: out); o.systemMap = g.systemMap
+            var o = EmitOptions(input: out); o.guest.systemMap = g.systemMap
             let r = try Emitter.emit(o)
             #expect(r.note.header.mapDigest == g.p2mDigest && r.summary.crossCheck?.agrees == true, "dom\(g.domainID) from the extracted file")
             let py = try runTool(["/usr/bin/python3", "-c", libkdumpfileSampleScript, out, gd.manifestPath])
@@ -108,7 +109,7 @@ import Translation
         let e = try runTool(["makedumpfile", "-E", "-X", "-d", "0", h.path, d + "/X.vmcore"])
         #expect(e.status == 0, "makedumpfile -E -X: \(e.stderr.suffix(400))")
         let g1 = try #require(h.manifest.guests.first { $0.domainID == 1 })
-        var o = EmitOptions(input: d + "/X.vmcore"); o.domain = 1
+        var o = EmitOptions(input: d + "/X.vmcore"); o.guest.domain = 1
         let r = try Emitter.emit(o)
         #expect(r.summary.source.contains("M2P") && !r.summary.fallbacks.isEmpty, "\(r.summary.source) \(r.summary.fallbacks)")
         #expect(r.summary.fallbacks.allSatisfy { $0.reason.contains("excluded by makedumpfile") || $0.reason.contains("not in the dump") }, "\(r.summary.fallbacks)")
@@ -126,14 +127,14 @@ import Translation
                          HostGuestSpec(domainID: 2, mib: 192, profile: .ballooned)]
         }
         #expect(h.manifest.pdxBits == 4 && h.manifest.maxPage > 1 << 24 && h.manifest.maxPdx < 1 << 21)
-        let s = try AnalyzerSession(AnalyzerOptions(dump: h.path))
+        let s = try GuestSession(GuestOptions(dump: h.path))
         let out = try s.execute(["domains"])
         #expect(out.text.contains("pfn bits 20–23"), Comment(rawValue: out.text))
         let rows = try #require((out.json as? [String: Any])?["domains"] as? [[String: Any]])
         for g in h.manifest.guests {
             let r = try #require(rows.first { $0["id"] as? Int == Int(g.domainID) && $0["system"] as? Bool == false })
             #expect(r["pages"] as? Int == Int(g.pages) && r["address"] as? String == "0x" + String(g.domainAddress, radix: 16), "dom\(g.domainID): \(r)")
-            var o = EmitOptions(input: h.path); o.domain = g.domainID; o.systemMap = g.systemMap
+            var o = EmitOptions(input: h.path); o.guest.domain = g.domainID; o.guest.systemMap = g.systemMap
             let e = try Emitter.emit(o)
             #expect(e.note.header.mapDigest == g.p2mDigest && e.summary.crossCheck?.agrees == true, "dom\(g.domainID): \(String(describing: e.summary.crossCheck))")
         }
@@ -180,14 +181,14 @@ import Translation
         // A guest frame whose owner is no domain: counted as an orphan, said; the guest has one page fewer.
         let someFrame = try #require(h.guests[1].manifest.samples.first).mfn
         try patch(machine: (h.manifest.frameTableMfn << 12) + someFrame * 32 + 24, 0x12345) {
-            let s = try AnalyzerSession(AnalyzerOptions(dump: h.path))
+            let s = try GuestSession(GuestOptions(dump: h.path))
             let out = try s.execute(["domains", "--scan"])
             #expect(out.text.contains("frame table scan") && out.text.contains("1 allocated frames name an owner that is in no domain list"), Comment(rawValue: out.text))
             let rows = try #require((out.json as? [String: Any])?["domains"] as? [[String: Any]])
             #expect(rows.first { $0["id"] as? Int == 4 }?["pages"] as? Int == Int(dom4.pages) - 1)
         }
         // A domain that does not exist.
-        var o = EmitOptions(input: h.path); o.domain = 9
+        var o = EmitOptions(input: h.path); o.guest.domain = 9
         do { _ = try Emitter.emit(o); Issue.record("domain 9 emitted") } catch { #expect("\(error)".contains("no domain 9") && "\(error)".contains("0, 4"), "\(error)") }
         // A dump with no VMCOREINFO_XEN: `domains` says what is missing.
         let g = try dom0(d, "plain.vmcore") { $0.vmcoreinfoXen = false }

@@ -111,7 +111,7 @@ func checkReaders(_ g: GeneratedDump, path: String, expectNote: Bool) throws {
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
         var o = XLDumpOptions(); o.guestMiB = 128
         let g = try DumpGenerator.generateXL(o, to: d + "/domU.xcore")
-        var e = EmitOptions(input: g.path); e.systemMap = g.systemMapPath
+        var e = EmitOptions(input: g.path); e.guest.systemMap = g.systemMapPath
         let note = try Emitter.emit(e).note.elfNoteBytes
         let before = try ContentHash.of(DumpFile.open(path: g.path))
         _ = try NoteInjector(path: g.path).run(action: .add, note: note)

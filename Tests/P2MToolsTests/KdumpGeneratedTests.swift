@@ -1,6 +1,7 @@
 import DumpGen
 import DumpIO
 import Foundation
+import GuestReader
 import P2MFormat
 import Testing
 import TestSupport
@@ -18,11 +19,11 @@ import Translation
         let kd = d + "/dom0.kdump"
         try KdumpWriter.write(fromELF: g.path, to: kd, o)
         let elfNote = try emitNote(g).note
-        var e = EmitOptions(input: kd); e.systemMap = g.systemMapPath
+        var e = EmitOptions(input: kd); e.guest.systemMap = g.systemMapPath
         let k = try Emitter.emit(e)
         #expect(k.note.elfNoteBytes == elfNote.elfNoteBytes, "\(c): the note differs from the ELF original's")
-        var a = AnalyzerOptions(dump: kd); a.systemMap = g.systemMapPath
-        let s = try AnalyzerSession(a)
+        var a = GuestOptions(dump: kd); a.guest.systemMap = g.systemMapPath
+        let s = try GuestSession(a)
         for smp in g.manifest.samples.prefix(12) {
             let v = try s.execute(["rd", String(smp.vaddr, radix: 16), "2"]).json as? [String: Any]
             #expect((v?["hex"] as? String)?.hasPrefix(String(smp.bytes.prefix(32))) == true, "\(c): \(smp.what)")
@@ -58,7 +59,7 @@ import Translation
         // Flattened: reads as the file it describes; makedumpfile -R rebuilds that file exactly.
         try KdumpWriter.write(fromELF: g.path, to: d + "/k", KdumpWriteOptions())
         try KdumpWriter.flatten(d + "/k", to: d + "/k.flat")
-        var e = EmitOptions(input: d + "/k.flat"); e.systemMap = g.systemMapPath
+        var e = EmitOptions(input: d + "/k.flat"); e.guest.systemMap = g.systemMapPath
         #expect(try Emitter.emit(e).note.elfNoteBytes == emitNote(g).note.elfNoteBytes)
         requireTool("/usr/bin/makedumpfile")
         let r = try runTool(["sh", "-c", "makedumpfile -R '\(d)/k.rebuilt' < '\(d)/k.flat'"])
@@ -68,7 +69,7 @@ import Translation
         let list = try #require(g.manifest.samples.first { $0.what.hasPrefix("p2m list page") })
         var xo = KdumpWriteOptions(); xo.excludeFrames = [list.mfn]
         try KdumpWriter.write(fromELF: g.path, to: d + "/x", xo)
-        var xe = EmitOptions(input: d + "/x"); xe.systemMap = g.systemMapPath
+        var xe = EmitOptions(input: d + "/x"); xe.guest.systemMap = g.systemMapPath
         let partial = try Emitter.emit(xe)
         let gap = try #require(partial.summary.listPagesNotInDump.first, "the excluded list page is not reported")
         #expect(partial.summary.listPagesNotInDump.count == 1 && gap.mfn.rawValue == list.mfn && gap.pfns == 512 && partial.summary.unknownPfns == 512)
@@ -87,7 +88,7 @@ import Translation
             if p >= lo && p < hi { if a == P2MEntry(raw: .max) { invalidInGap += 1 } } else if a == b { same += 1 }
         }
         #expect(invalidInGap == 512 && same == Int(g.manifest.guestPages + 4096) - 512)
-        #expect(partial.summary.crossCheck?.comparisons.first { $0.source == "frame-tree" }?.unknownPfns == 512)
+        #expect(partial.summary.crossCheck?.comparisons.first { $0.source == .frameTree }?.unknownPfns == 512)
     }
 
     /// crash's own dump of the kdump header (`help -D`, which `crash -d 1` prints at start-up, no

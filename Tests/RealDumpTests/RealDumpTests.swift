@@ -1,5 +1,6 @@
 import DumpIO
 import Foundation
+import GuestReader
 import P2MFormat
 import Testing
 import TestSupport
@@ -32,19 +33,19 @@ struct RealDumpTests {
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
         let dump = d + "/dom0.vmcore"
         try sparseCopy(from: realVmcore, to: dump)
-        var o = EmitOptions(input: dump); o.systemMap = realMap
+        var o = EmitOptions(input: dump); o.guest.systemMap = realMap
         let r = try Emitter.emit(o)
         // The note says what Linux itself answered, live, for every pfn (__pfn_to_mfn through
         // the p2mtruth module): identity pages included, shared pages named by their frames.
         try compareWithLinux(r.note, truth: realDir + "/ground-truth")
         let cc = try #require(r.summary.crossCheck)
-        #expect(cc.agrees && cc.comparisons.map(\.source) == ["frame-tree"], "linear list vs frame-list tree: \(cc)")
+        #expect(cc.agrees && cc.comparisons.map(\.source) == [.frameTree], "linear list vs frame-list tree: \(cc)")
         var t = o; t.from = .frameList
         let tree = try Emitter.emit(t)
         #expect(tree.note.header.nrPfns == r.note.header.nrPfns)
         _ = try NoteInjector(path: dump).run(action: .add, note: r.note.elfNoteBytes)
-        var a = AnalyzerOptions(dump: dump); a.systemMap = realMap
-        let s = try AnalyzerSession(a)
+        var a = GuestOptions(dump: dump); a.guest.systemMap = realMap
+        let s = try GuestSession(a)
         #expect(try s.execute(["check"]).exitCode == 0)
         let banner = try s.execute(["banner"]).text
         if let truth = try? String(contentsOfFile: realDir + "/ground-truth/uname.txt", encoding: .utf8) {
@@ -108,8 +109,8 @@ struct RealDumpTests {
                     .split(separator: "\n").filter { !$0.contains("DUMPFILE:") }.joined(separator: "\n")
             }
             // Symbols from the vmlinux's own symbol table instead of the System.map.
-            var av = AnalyzerOptions(dump: dump); av.vmlinux = vmlinux
-            #expect(try AnalyzerSession(av).execute(["banner"]).text == banner)
+            var av = GuestOptions(dump: dump); av.guest.vmlinux = vmlinux
+            #expect(try GuestSession(av).execute(["banner"]).text == banner)
             let (before, after) = try concurrently({ try crash(realVmcore) }, { try crash(dump) })
             #expect(before == after && after.contains("RELEASE:"), "crash differs:\n\(before)\n---\n\(after)")
         } else {
@@ -139,22 +140,22 @@ struct RealDumpTests {
             theirFile = restored
             let r = try runTool(["sh", "-c", "makedumpfile -R '\(restored)' < '\(kd)'"])
             #expect(r.status == 0, "makedumpfile -R: \(r.stderr)")
-            var ro = EmitOptions(input: restored); ro.systemMap = realMap
-            var fo = EmitOptions(input: kd); fo.systemMap = realMap
+            var ro = EmitOptions(input: restored); ro.guest.systemMap = realMap
+            var fo = EmitOptions(input: kd); fo.guest.systemMap = realMap
             #expect(try Emitter.emit(ro).note.elfNoteBytes == Emitter.emit(fo).note.elfNoteBytes)
         }
         defer { if theirFile != kd { try? FileManager.default.removeItem(atPath: (theirFile as NSString).deletingLastPathComponent) } }
-        var o = EmitOptions(input: realVmcore); o.systemMap = realMap
+        var o = EmitOptions(input: realVmcore); o.guest.systemMap = realMap
         let elf = try Emitter.emit(o)
         o.input = kd
         let k = try Emitter.emit(o)
         #expect(k.note.elfNoteBytes == elf.note.elfNoteBytes, "the note from the kdump-compressed copy differs from the ELF original's")
         #expect(k.summary.crossCheck?.agrees == true && k.summary.crossCheck?.compared == true)
         try compareWithLinux(k.note, truth: realDir + "/ground-truth")
-        var a = AnalyzerOptions(dump: kd); a.systemMap = realMap
-        let s = try AnalyzerSession(a)
-        var b = AnalyzerOptions(dump: realVmcore); b.systemMap = realMap
-        let e = try AnalyzerSession(b)
+        var a = GuestOptions(dump: kd); a.guest.systemMap = realMap
+        let s = try GuestSession(a)
+        var b = GuestOptions(dump: realVmcore); b.guest.systemMap = realMap
+        let e = try GuestSession(b)
         #expect(try s.execute(["banner"]).text == e.execute(["banner"]).text)
         #expect(moduleRows(try s.execute(["mod"])).count == moduleRows(try e.execute(["mod"])).count)
         // 300 random kernel addresses read the same bytes (or, at level 31, an excluded page says so).
@@ -256,7 +257,7 @@ struct RealDumpTests {
         guard FileManager.default.fileExists(atPath: xen) else { return }
         let copy = d + "/dom0.kdump"
         try sparseCopy(from: xen, to: copy)
-        var o = EmitOptions(input: copy); o.systemMap = realMap
+        var o = EmitOptions(input: copy); o.guest.systemMap = realMap
         _ = try NoteInjector(path: copy).run(action: .add, note: try Emitter.emit(o).note.elfNoteBytes)
         func refilter(_ f: String) throws -> (Int32, String) {
             let r = try runTool(["makedumpfile", "-c", "-d", "31", "-x", realDir + "/vmlinux", f, d + "/xen31"])
@@ -272,7 +273,7 @@ struct RealDumpTests {
     /// the M2P, dom0's shared_info) find dom0 and rebuild its p2m with no Linux symbols at all.
     /// Judged by what Xen's notes and Linux itself recorded, not by the tables read here.
     @Test func hostDomainsFromXensTables() throws {
-        let s = try AnalyzerSession(AnalyzerOptions(dump: realVmcore))
+        let s = try GuestSession(GuestOptions(dump: realVmcore))
         let rows = try #require((try s.execute(["domains"]).json as? [String: Any])?["domains"] as? [[String: Any]])
         let guests = rows.filter { $0["system"] as? Bool == false }
         #expect(guests.count == 1 && guests.first?["id"] as? Int == 0, "\(rows)")
@@ -295,7 +296,7 @@ struct RealDumpTests {
         let truthHead = try String(contentsOfFile: realDir + "/ground-truth/p2mtruth.txt", encoding: .utf8).prefix(200)
         #expect(truthHead.contains("xen_p2m_addr=" + ((d0["p2mVaddr"] as? String)?.dropFirst(2) ?? "?")), "p2m_vaddr vs Linux's xen_p2m_addr: \(truthHead)")
         // The M2P's map equals Linux's answer for every pfn below max_pfn (identity reads INVALID there).
-        var ro = P2MResolverOptions(); ro.domain = 0
+        var ro = GuestSelection(); ro.domain = 0
         let r = P2MResolver(dump: dump, symbols: SymbolTable(), options: ro)
         let m2p = try #require(r.xenM2P(), "\(r.unavailable)")
         #expect(m2p.unreadableFrames.isEmpty && m2p.conflicts == 0)
@@ -310,11 +311,11 @@ struct RealDumpTests {
         #expect(bad == 0)
         // emit --domain 0 with no symbols: the linear list from shared_info, checked against the
         // frame tree and the M2P; the note records domain 0 and its map is Linux's over max_pfn.
-        var o = EmitOptions(input: realVmcore); o.domain = 0
+        var o = EmitOptions(input: realVmcore); o.guest.domain = 0
         let e = try Emitter.emit(o)
-        #expect(e.note.header.domainID == 0 && e.summary.crossCheck?.agrees == true && e.summary.crossCheck?.comparisons.map(\.source) == ["frame-tree", "xen-m2p"],
+        #expect(e.note.header.domainID == 0 && e.summary.crossCheck?.agrees == true && e.summary.crossCheck?.comparisons.map(\.source) == [.frameTree, .xenM2P],
                 "\(String(describing: e.summary.crossCheck))")
-        var o2 = o; o2.domain = 7
+        var o2 = o; o2.guest.domain = 7
         do { _ = try Emitter.emit(o2); Issue.record("emitted for a domain that does not exist") }
         catch { #expect("\(error)".contains("no domain 7") && "\(error)".contains("domains: 0"), "\(error)") }
     }
@@ -334,7 +335,7 @@ struct RealDumpTests {
             if f.count == 2, let id = UInt16(f[1]) { ids.append((String(f[0]), id)) }
         }
         #expect(ids.count == 2, "domids.txt: \(ids)")
-        let s = try AnalyzerSession(AnalyzerOptions(dump: hostDump))
+        let s = try GuestSession(GuestOptions(dump: hostDump))
         let rows = try #require((try s.execute(["domains"]).json as? [String: Any])?["domains"] as? [[String: Any]])
         let guestIDs: Set<Int> = Set(rows.filter { ($0["system"] as? Bool) == false }.compactMap { $0["id"] as? Int })
         let wantIDs: Set<Int> = Set([0] + ids.map { Int($0.1) })
@@ -354,13 +355,13 @@ struct RealDumpTests {
             #expect(hx(row["sharedInfoMfn"]) == field(sh, "SHARED_INFO", "mfn"), "\(name) shared_info's frame")
             let linux = try linuxAnswer(dir + "/p2m-runs.txt")
             #expect(row["pages"] as? Int == Int(linux.canonical().counts.mfn), "\(name): pages owned vs Linux's mfn entries")
-            var o = EmitOptions(input: hostDump); o.domain = id; o.systemMap = realMap
+            var o = EmitOptions(input: hostDump); o.guest.domain = id; o.guest.systemMap = realMap
             let r = try Emitter.emit(o)
             try compareWithLinux(r.note, truth: dir)
             #expect(r.note.header.domainID == UInt32(id))
-            #expect(r.summary.crossCheck?.agrees == true && r.summary.crossCheck?.comparisons.map(\.source) == ["frame-tree", "xen-m2p"], "\(name): \(String(describing: r.summary.crossCheck))")
+            #expect(r.summary.crossCheck?.agrees == true && r.summary.crossCheck?.comparisons.map(\.source) == [.frameTree, .xenM2P], "\(name): \(String(describing: r.summary.crossCheck))")
             // Without the guest's System.map: the list from shared_info, the same map below max_pfn.
-            var bare = o; bare.systemMap = nil
+            var bare = o; bare.guest.systemMap = nil
             let b = try P2MNote.decode(descriptor: try Emitter.emit(bare).note.descriptor).map
             let full = try P2MNote.decode(descriptor: r.note.descriptor).map
             var differ = 0, invalidBelowMax = 0
@@ -380,7 +381,7 @@ struct RealDumpTests {
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
         let copy = d + "/host.vmcore"
         try sparseCopy(from: hostDump, to: copy)
-        var o0 = EmitOptions(input: copy); o0.systemMap = realMap
+        var o0 = EmitOptions(input: copy); o0.guest.systemMap = realMap
         let dom0Note = try Emitter.emit(o0).note
         try compareWithLinux(dom0Note, truth: truth)
         let before = try ContentHash.of(path: copy)
@@ -388,15 +389,15 @@ struct RealDumpTests {
         #expect(try ContentHash.of(path: copy) == before)
         #expect(try openDump(path: copy).p2mNotes.count == 3)
         // check with no --domain validates all three, each against its own guest's tables.
-        var everyOptions = AnalyzerOptions(dump: copy); everyOptions.systemMap = realMap
-        let every = try AnalyzerSession(everyOptions).execute(["check"])
+        var everyOptions = GuestOptions(dump: copy); everyOptions.guest.systemMap = realMap
+        let every = try GuestSession(everyOptions).execute(["check"])
         let checked = ((every.json as? [String: Any])?["notes"] as? [[String: Any]]) ?? []
         #expect(every.exitCode == 0 && Set(checked.compactMap { $0["domain"] as? Int }) == Set([0] + ids.map { Int($0.1) }) && checked.allSatisfy { $0["ok"] as? Bool == true },
                 "check of every note: \(every.text)")
         for (name, id) in ids {
-            var a = AnalyzerOptions(dump: copy); a.domain = id; a.systemMap = realMap
-            let g = try AnalyzerSession(a)
-            #expect(try g.p2m().source.name == "note")
+            var a = GuestOptions(dump: copy); a.guest.domain = id; a.guest.systemMap = realMap
+            let g = try GuestSession(a)
+            #expect(try g.p2m().source.name == .note)
             #expect(try g.execute(["check"]).exitCode == 0)
             let uname = try String(contentsOfFile: truth + "/\(name)/uname.txt", encoding: .utf8)
             #expect(try g.execute(["banner"]).text.contains(uname.split(separator: " ").dropFirst(2).first.map(String.init) ?? "?"))
@@ -416,8 +417,8 @@ struct RealDumpTests {
         // With Xen's own symbols (xen-syms.map from xen-hypervisor-4.17-amd64-dbg): they are this
         // Xen's, and its PDX variables say what the direct map said (no compression here).
         if FileManager.default.fileExists(atPath: realDir + "/xen-syms.map") {
-            var xo = AnalyzerOptions(dump: hostDump); xo.xenSyms = realDir + "/xen-syms.map"
-            let t = try AnalyzerSession(xo).execute(["domains"]).text
+            var xo = GuestOptions(dump: hostDump); xo.guest.xenSyms = realDir + "/xen-syms.map"
+            let t = try GuestSession(xo).execute(["domains"]).text
             #expect(t.contains("pfn_pdx_hole_shift (0)") && t.contains("agree with the direct map") && t.contains("no compression"), Comment(rawValue: t))
         } else { FileHandle.standardError.write(Data("LOUD: no xen-syms.map in \(realDir): the --xen-syms check did not run\n".utf8)) }
         // What `domains` prints for crash: each domU's frame-list-list mfn opens that guest in
@@ -434,7 +435,7 @@ struct RealDumpTests {
         }
         // --all-domains: every guest's note in one go (dom0's FOREIGN grant mappings are not in
         // Xen's M2P; the cross-check says it cannot see them rather than differ).
-        var all = EmitOptions(input: hostDump); all.systemMap = realMap
+        var all = EmitOptions(input: hostDump); all.guest.systemMap = realMap
         let results = try Emitter.emitAllDomains(all)
         #expect(results.map(\.note.header.domainID) == [0] + ids.map { UInt32($0.1) })
         for r in results {
@@ -470,12 +471,12 @@ struct RealDumpTests {
             let own = try x.p2mNote(domain: UInt32(id))
             #expect(x.kind == .xenDumpCore && own != nil)
             // The guest's own linear list, read out of the new file's .xen_pages: Linux's answer.
-            var o = EmitOptions(input: out); o.systemMap = realMap
+            var o = EmitOptions(input: out); o.guest.systemMap = realMap
             let r = try Emitter.emit(o)
             try compareWithLinux(r.note, truth: dir)
             #expect(r.summary.crossCheck?.agrees == true)
-            var a = AnalyzerOptions(dump: out); a.systemMap = realMap
-            let s = try AnalyzerSession(a)
+            var a = GuestOptions(dump: out); a.guest.systemMap = realMap
+            let s = try GuestSession(a)
             #expect(try s.execute(["check"]).exitCode == 0)
             let mods = try String(contentsOfFile: dir + "/modules.txt", encoding: .utf8).split(separator: "\n").map { String($0.split(separator: " ")[0]) }
             #expect(Set(moduleRows(try s.execute(["mod"])).compactMap { $0["name"] as? String }) == Set(mods))
@@ -505,19 +506,19 @@ struct RealDumpTests {
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
         let dump = d + "/domU.xcore"
         try sparseCopy(from: realDir + "/domU.xcore", to: dump)
-        var o = EmitOptions(input: dump); o.systemMap = realMap
+        var o = EmitOptions(input: dump); o.guest.systemMap = realMap
         let r = try Emitter.emit(o)
         try compareWithLinux(r.note, truth: realDir + "/ground-truth/domU")
         #expect(r.note.header.counts.invalid > 0, "the ballooned domU has INVALID pfns inside its RAM range")
         #expect(r.note.header.source == .xlPagesLinear && r.summary.crossCheck?.agrees == true, "\(String(describing: r.summary.crossCheck))")
-        #expect(r.summary.crossCheck?.comparisons.contains { $0.source == "xen-p2m" && $0.compared > 0 } == true)
+        #expect(r.summary.crossCheck?.comparisons.contains { $0.source == .xenP2M && $0.compared > 0 } == true)
         var p = o; p.from = .xlP2M
         #expect(try Emitter.emit(p).note.header.counts.mfn == r.note.header.counts.mfn)
         let before = try ContentHash.of(DumpFile.open(path: dump))
         _ = try NoteInjector(path: dump).run(action: .add, note: r.note.elfNoteBytes)
         #expect(try ContentHash.of(DumpFile.open(path: dump)) == before)
-        var a = AnalyzerOptions(dump: dump); a.systemMap = realMap
-        let s = try AnalyzerSession(a)
+        var a = GuestOptions(dump: dump); a.guest.systemMap = realMap
+        let s = try GuestSession(a)
         #expect(try s.execute(["check"]).exitCode == 0)
         #expect(try s.execute(["banner"]).text.hasPrefix("Linux version"))
         // A note made without the System.map (frame tree and .xen_p2m: no IDENTITY_KNOWN, so
@@ -528,8 +529,8 @@ struct RealDumpTests {
         let blind = try Emitter.emit(EmitOptions(input: blindCopy)).note
         #expect(!blind.header.identityKnown)
         _ = try NoteInjector(path: blindCopy).run(action: .add, note: blind.elfNoteBytes)
-        var ba = AnalyzerOptions(dump: blindCopy); ba.systemMap = realMap
-        let bc = try AnalyzerSession(ba).execute(["check"])
+        var ba = GuestOptions(dump: blindCopy); ba.guest.systemMap = realMap
+        let bc = try GuestSession(ba).execute(["check"])
         #expect(bc.exitCode == 0, "symbol-less note checked with the System.map: \(bc.text)")
         let py = try runTool(["/usr/bin/python3", "-c", "import kdumpfile,sys; print(kdumpfile.kdumpfile(sys.argv[1]).attr['file.format'])", dump])
         #expect(py.stdout.contains("xc_core_elf"), "\(py.stdout)\(py.stderr)")

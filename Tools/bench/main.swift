@@ -5,6 +5,7 @@ import ArgumentParser
 import DumpGen
 import DumpIO
 import Foundation
+import GuestReader
 import P2MFormat
 import P2MTools
 import Translation
@@ -179,7 +180,7 @@ struct InjectBench: ParsableCommand {
             for mdf in [false, true] {
                 var o = Dom0DumpOptions(); o.guestMiB = 512; o.machineMiB = max(machineGiB << 10, 1024); o.makedumpfileELayout = mdf
                 let g = try DumpGenerator.generateDom0(o, to: d + "/m\(machineGiB)-\(mdf).vmcore")
-                var e = EmitOptions(input: g.path); e.systemMap = g.systemMapPath; e.compare = false
+                var e = EmitOptions(input: g.path); e.guest.systemMap = g.systemMapPath; e.compare = false
                 let note = try Emitter.emit(e).note.elfNoteBytes
                 let (rep, t) = try time { try NoteInjector(path: g.path).run(action: .add, note: note) }
                 let (_, cpT, _) = sh("cp --sparse=always \(g.path) \(g.path).copy")
@@ -199,11 +200,11 @@ struct AnalyzeBench: ParsableCommand {
         let d = try scratch(); defer { try? FileManager.default.removeItem(atPath: d) }
         var o = Dom0DumpOptions(); o.guestMiB = 4096; o.machineMiB = 256 << 10
         let g = try DumpGenerator.generateDom0(o, to: d + "/big.vmcore")
-        var e = EmitOptions(input: g.path); e.systemMap = g.systemMapPath
+        var e = EmitOptions(input: g.path); e.guest.systemMap = g.systemMapPath
         _ = try NoteInjector(path: g.path).run(action: .add, note: try Emitter.emit(e).note.elfNoteBytes)
         print("== analyzer on a \(mb(Double(fileSize(g.path)))) MB (apparent) dump, 4 GiB dom0")
-        var a = AnalyzerOptions(dump: g.path); a.systemMap = g.systemMapPath
-        let (s, openT) = try time { () -> AnalyzerSession in let s = try AnalyzerSession(a); _ = try s.p2m(); return s }
+        var a = GuestOptions(dump: g.path); a.guest.systemMap = g.systemMapPath
+        let (s, openT) = try time { () -> GuestSession in let s = try GuestSession(a); _ = try s.p2m(); return s }
         print(String(format: "start-up (open, notes, symbols, decode the note): %.3f s (target ≤ 0.2 s)", openT))
         // m2p: bytes read per cold lookup. Ours: none after the note; crash-style: scan p2m pages.
         let (map, src) = try s.p2m()
@@ -295,7 +296,7 @@ struct KdumpBench: ParsableCommand {
                     try? buf.withUnsafeMutableBytes { try k.memory.read(MachAddr(f << 12), into: $0) }
                 }
             }
-            var e = EmitOptions(input: kd); e.systemMap = g.systemMapPath; e.compare = false
+            var e = EmitOptions(input: kd); e.guest.systemMap = g.systemMapPath; e.compare = false
             let note = try Emitter.emit(e).note.elfNoteBytes
             let (rep, it) = try time { try NoteInjector(path: kd).run(action: .add, note: note) }
             print(String(format: "%4llu GiB  %8.1f   %10.3f             %10.0f     %7.3f     %llu", gib, Double(fileSize(kd)) / 1e6, opens[3] * 1000, 10_000 / rt, it * 1000, rep.bytesWritten))

@@ -1,7 +1,8 @@
 // What every dump container gives the layers above: machine memory as segments, the ELF notes
-// it carries, the page-table roots it records, and a line that says what it is. The ELF vmcore
-// and the xl dump-core are one type each; the kdump-compressed and flattened formats of
-// makedumpfile are the next two. Nothing above this file switches on the container.
+// it carries, the page-table roots it records, what it is called, and, as capabilities (values
+// that are nil where a container has none), what only some containers record. The ELF vmcore,
+// the xl dump-core and makedumpfile's kdump-compressed file (plain or flattened) are one type
+// each. Nothing above this file switches on the container or downcasts it.
 import Foundation
 import P2MFormat
 
@@ -28,6 +29,25 @@ public protocol DumpContainer: AnyObject, NoteCarrier {
     func recordedRoots() throws -> [RecordedRoot]
     /// One line for `info`: "3 PT_LOAD segments", "5 sections".
     var layoutDescription: String { get }
+    /// The container's short name, as the C library reports it: "ELF vmcore", "xl dump-core",
+    /// "kdump-compressed" or "flattened".
+    var containerName: String { get }
+    /// What a saved guest's file records of its domain (an xl dump-core's .xen_p2m and
+    /// .xen_shared_info); nil for a kernel dump.
+    var guestRecord: GuestRecord? { get }
+}
+
+extension DumpContainer {
+    public var guestRecord: GuestRecord? { nil }
+}
+
+/// A saved guest's own records of its domain (libxc's dump-core sections).
+public protocol GuestRecord: AnyObject {
+    var path: String { get }
+    /// The (pfn, mfn) pair of every page the file holds, in file order.
+    var pairs: [(pfn: UInt64, mfn: UInt64)] { get }
+    /// The domain's shared_info arch fields (nil: the file has no shared info).
+    func sharedInfoArch() throws -> (maxPfn: UInt64, fll: UInt64, p2mCR3: UInt64, p2mVAddr: UInt64)?
 }
 
 /// Notes every container interprets the same way.
@@ -78,7 +98,7 @@ public func openDump(path: String) throws -> DumpContainer {
     let head = try f.read(offset: 0, count: Int(min(f.size, 64)))
     switch DumpSniffer.identify(head) {
     case .elf:
-        let d = try DumpFile.open(path: path)
+        let d = try DumpFile.open(file: f)
         switch d.kind {
         case .kdumpELF: return try ELFVmcore(d)
         case .xenDumpCore: return try XLDumpCore(d)
@@ -91,7 +111,7 @@ public func openDump(path: String) throws -> DumpContainer {
         let inner = try flat.read(offset: 0, count: Int(min(flat.size, 64)))
         switch DumpSniffer.identify(inner) {
         case .kdumpCompressed(let sig) where sig == "KDUMP   ":
-            return try KdumpCompressed(file: flat, container: "flattened kdump-compressed (\(flat.recordCount) records)")
+            return try KdumpCompressed(file: flat, container: "flattened kdump-compressed (\(flat.recordCount) records)", flattened: true)
         case let other:
             throw DumpError(path, "a flattened file holding \(other.description): only flattened kdump-compressed files are read; `makedumpfile -R` restores it")
         }

@@ -11,6 +11,7 @@ public final class ELFVmcore: DumpContainer {
     public var fileSize: UInt64 { elf.fileSize }
     public var notes: [ElfNote] { elf.notes }
     public var layoutDescription: String { "\(elf.loads.count) PT_LOAD segments" }
+    public var containerName: String { "ELF vmcore" }
 
     public init(_ d: DumpFile) throws {
         precondition(d.kind == .kdumpELF)

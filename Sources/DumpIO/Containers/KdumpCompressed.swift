@@ -26,6 +26,9 @@ public final class KdumpCompressed: DumpContainer {
     public let file: ByteSource
     /// "kdump-compressed" or "flattened kdump-compressed".
     public let container: String
+    /// Whether the file is makedumpfile's flattened form (-F), read through its records.
+    public let flattened: Bool
+    public var containerName: String { flattened ? "flattened" : "kdump-compressed" }
     public let headerVersion: Int32
     public let blockSize: UInt64
     public let maxMapnr: UInt64
@@ -53,8 +56,8 @@ public final class KdumpCompressed: DumpContainer {
     public var layoutDescription: String { "\(container), header version \(headerVersion), dump level \(dumpLevel), \(maxMapnr) frames, \((try? chunkRank)?.last.map { "\($0)" } ?? "?") pages stored\(truncatedAt.map { ", TRUNCATED at byte \($0): the last pages' data is missing" } ?? "")" }
 
 
-    public init(file f: ByteSource, container: String = "kdump-compressed") throws {
-        path = f.path; file = f; self.container = container
+    public init(file f: ByteSource, container: String = "kdump-compressed", flattened: Bool = false) throws {
+        path = f.path; file = f; self.container = container; self.flattened = flattened
         func fail(_ off: UInt64, _ m: String) -> DumpError { DumpError(f.path, offset: off, "kdump-compressed: " + m) }
         guard f.size >= 464 else { throw fail(0, "file of \(f.size) bytes is too short for the 464-byte disk_dump_header") }
         let h = try f.read(offset: 0, count: 464)

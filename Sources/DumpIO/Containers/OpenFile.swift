@@ -16,24 +16,24 @@ public final class OpenFile {
             let e = errno
             var lst = stat()
             if e == ENOENT, lstat(path, &lst) == 0, (lst.st_mode & S_IFMT) == S_IFLNK {
-                throw DumpError(path, "a dangling symbolic link (its target does not exist)")
+                throw DumpError.cannotOpen(path, "a dangling symbolic link (its target does not exist)")
             }
-            throw DumpError(path, "cannot open: \(String(cString: strerror(e)))")
+            throw DumpError.cannotOpen(path, "cannot open: \(String(cString: strerror(e)))")
         }
         switch st.st_mode & S_IFMT {
         case S_IFREG, S_IFBLK: break
-        case S_IFDIR: throw DumpError(path, "is a directory, not a dump file")
-        case S_IFIFO: throw DumpError(path, "is a FIFO (named pipe): dumps must be seekable files; save the stream to a file first")
-        case S_IFCHR: throw DumpError(path, "is a character device, not a dump file")
-        case S_IFSOCK: throw DumpError(path, "is a socket, not a dump file")
-        default: throw DumpError(path, "is not a regular file")
+        case S_IFDIR: throw DumpError.cannotOpen(path, "is a directory, not a dump file")
+        case S_IFIFO: throw DumpError.cannotOpen(path, "is a FIFO (named pipe): dumps must be seekable files; save the stream to a file first")
+        case S_IFCHR: throw DumpError.cannotOpen(path, "is a character device, not a dump file")
+        case S_IFSOCK: throw DumpError.cannotOpen(path, "is a socket, not a dump file")
+        default: throw DumpError.cannotOpen(path, "is not a regular file")
         }
         let fd = Foundation.open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { throw DumpError(path, "cannot open: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw DumpError.cannotOpen(path, "cannot open: \(String(cString: strerror(errno)))") }
         var st2 = stat()
         guard fstat(fd, &st2) == 0, (st2.st_mode & S_IFMT) == S_IFREG || (st2.st_mode & S_IFMT) == S_IFBLK else {
             Foundation.close(fd)
-            throw DumpError(path, "changed type while being opened")
+            throw DumpError.cannotOpen(path, "changed type while being opened")
         }
         self.fd = fd
         if (st2.st_mode & S_IFMT) == S_IFBLK {

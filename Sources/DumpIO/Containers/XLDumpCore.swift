@@ -4,7 +4,7 @@
 // Each run of pages contiguous both in mfn and in file order is one memory segment.
 import P2MFormat
 
-public final class XLDumpCore: DumpContainer {
+public final class XLDumpCore: DumpContainer, GuestRecord {
     public let elf: DumpFile
     public let memory: MachineMemoryMap
     public let pagesSection: Section
@@ -15,6 +15,8 @@ public final class XLDumpCore: DumpContainer {
     public var fileSize: UInt64 { elf.fileSize }
     public var notes: [ElfNote] { elf.notes }
     public var layoutDescription: String { "\(elf.sections.count) sections, \(pairs.count) pages" }
+    public var containerName: String { "xl dump-core" }
+    public var guestRecord: GuestRecord? { self }
 
     public init(_ d: DumpFile) throws {
         precondition(d.kind == .xenDumpCore)

@@ -2,6 +2,7 @@ import ArgumentParser
 import CEdit
 import DumpIO
 import Foundation
+import GuestReader
 import P2MFormat
 import Translation
 
@@ -11,7 +12,7 @@ public struct AnalyzeCommand: ParsableCommand {
         abstract: "Read a Xen PV dump (dom0 vmcore or xl dump-core) using its p2mnote note first.",
         discussion: reflow("""
         Commands (crash's words where crash has one; `COMMAND --help` for each):
-        \(AnalyzerCommands.summary)
+        \(GuestCommands.summary)
 
         With a COMMAND, runs it once. With `-`, or no command and stdin not a terminal, reads
         commands from stdin, one per line (with --json: one JSON value per line). On a terminal
@@ -45,7 +46,7 @@ public struct AnalyzeCommand: ParsableCommand {
 
     /// Global options taken from anywhere in the command words.
     struct Globals {
-        var o: AnalyzerOptions
+        var o: GuestOptions
         var json: Bool
     }
 
@@ -62,17 +63,17 @@ public struct AnalyzeCommand: ParsableCommand {
             if w.hasPrefix("--"), let eq = w.firstIndex(of: "=") { name = String(w[..<eq]); inline = String(w[w.index(after: eq)...]) }
             func v() throws -> String { if let x = inline { return x }; return try value(name) }
             switch name {
-            case "--system-map": g.o.systemMap = try v()
-            case "--vmlinux": g.o.vmlinux = try v()
-            case "--cr3": let s = try v(); guard let n = parseHexArg(s) else { throw ValidationError("--cr3 \(s): not a hex number") }; g.o.cr3 = n
-            case "--p2m-mfn": let s = try v(); guard let n = parseHexArg(s) else { throw ValidationError("--p2m-mfn \(s): not a hex number") }; g.o.p2mMFN = n
+            case "--system-map": g.o.guest.systemMap = try v()
+            case "--vmlinux": g.o.guest.vmlinux = try v()
+            case "--cr3": let s = try v(); guard let n = parseHexArg(s) else { throw ValidationError("--cr3 \(s): not a hex number") }; g.o.guest.cr3 = MachAddr(n)
+            case "--p2m-mfn": let s = try v(); guard let n = parseHexArg(s) else { throw ValidationError("--p2m-mfn \(s): not a hex number") }; g.o.guest.p2mMFN = MFN(n)
             case "--module-offsets":
                 let s = try v()
                 guard let m = ModuleOffsets(argument: s, parse: parseHexArg) else { throw ValidationError("--module-offsets wants 4 hex numbers: list,name,core_base,core_size") }
                 g.o.moduleLayout = m
-            case "--no-note": g.o.useNote = false
-            case "--xen-syms": g.o.xenSyms = try v()
-            case "--domain": let s = try v(); guard let n = UInt16(s) else { throw ValidationError("--domain \(s): not a domain id (0-65535)") }; g.o.domain = n
+            case "--no-note": g.o.guest.useNote = false
+            case "--xen-syms": g.o.guest.xenSyms = try v()
+            case "--domain": let s = try v(); guard let n = UInt16(s) else { throw ValidationError("--domain \(s): not a domain id (0-65535)") }; g.o.guest.domain = n
             case "--json": g.json = true
             default: out.append(w)
             }
@@ -82,8 +83,9 @@ public struct AnalyzeCommand: ParsableCommand {
     }
 
     public func run() throws {
-        var o = AnalyzerOptions(dump: dump)
-        o.systemMap = systemMap; o.vmlinux = vmlinux; o.cr3 = cr3?.value; o.p2mMFN = p2mMfn?.value; o.useNote = !noNote; o.domain = domain; o.xenSyms = xenSyms
+        var o = GuestOptions(dump: dump)
+        o.guest.systemMap = systemMap; o.guest.vmlinux = vmlinux; o.guest.cr3 = cr3.map { MachAddr($0.value) }
+        o.guest.p2mMFN = p2mMfn.map { MFN($0.value) }; o.guest.useNote = !noNote; o.guest.domain = domain; o.guest.xenSyms = xenSyms
         if let m = moduleOffsets {
             guard let l = ModuleOffsets(argument: m, parse: parseHexArg) else { throw ValidationError("--module-offsets wants 4 hex numbers: list,name,core_base,core_size") }
             o.moduleLayout = l
@@ -97,11 +99,11 @@ public struct AnalyzeCommand: ParsableCommand {
             return
         }
         let asJSON = g.json
-        var session: AnalyzerSession!
-        try reportingErrors(json: asJSON, tool: "p2m-analyze") { session = try AnalyzerSession(g.o); try session.refuseForeignSymbols() }
+        var session: GuestSession!
+        try reportingErrors(json: asJSON, tool: "p2m-analyze") { session = try GuestSession(g.o); try session.refuseForeignSymbols() }
         if !args.isEmpty && args != ["-"] {
             try reportingErrors(json: asJSON, tool: "p2m-analyze") {
-                let out = try session.execute(args)
+                let out = try GuestCommands.execute(args, in: session)
                 emit(out, json: asJSON, lines: false)
                 if out.exitCode != 0 { throw ExitCode(out.exitCode) }
             }
@@ -122,7 +124,7 @@ public struct AnalyzeCommand: ParsableCommand {
             g.json = asJSON
             Interrupt.reset()
             do {
-                let out = try session.execute(words)
+                let out = try GuestCommands.execute(words, in: session)
                 emit(out, json: j, lines: !interactive)
                 if out.exitCode != 0 { failures = out.exitCode }
             } catch {
@@ -150,21 +152,6 @@ public struct AnalyzeCommand: ParsableCommand {
     }
 }
 
-/// Split a command line into words; "quotes" group words.
-enum ShellWords {
-    static func split(_ line: String) -> [String] {
-        var out: [String] = [], cur = "", quote: Character? = nil, any = false
-        for c in line {
-            if let q = quote { if c == q { quote = nil } else { cur.append(c) }; continue }
-            if c == "\"" || c == "'" { quote = c; any = true; continue }
-            if c == " " || c == "\t" { if any || !cur.isEmpty { out.append(cur) }; cur = ""; any = false; continue }
-            cur.append(c)
-        }
-        if any || !cur.isEmpty { out.append(cur) }
-        return out
-    }
-}
-
 /// The interactive prompt: libedit's readline with history and completion of command words
 /// and symbols. SIGINT sets a flag that long commands check; the prompt itself carries on.
 final class Prompt {
@@ -175,7 +162,7 @@ final class Prompt {
     let historyPath: String
 
     init(symbols: SymbolTable) {
-        Prompt.commands = (Array(AnalyzerCommands.names) + ["help", "quit"]).sorted()
+        Prompt.commands = (GuestCommands.names + ["help", "quit"]).sorted()
         Prompt.symbols = symbols.allNames.sorted()
         historyPath = (ProcessInfo.processInfo.environment["HOME"] ?? ".") + "/.p2m_analyze_history"
         rl_readline_name = UnsafePointer(strdup("p2m-analyze"))
@@ -201,7 +188,7 @@ final class Prompt {
         }
         using_history()
         _ = read_history(historyPath)
-        Interrupt.install()
+        Prompt.installInterrupt()
     }
 
     func readLine() -> String? {
@@ -221,4 +208,14 @@ final class Prompt {
     }
 
     func save() { _ = write_history(historyPath) }
+
+    /// SIGINT sets Interrupt's flag, without SA_RESTART, so that a blocked read (the prompt)
+    /// returns and can start a new line, and a long command stops at its next check.
+    static func installInterrupt() {
+        var sa = sigaction()
+        sa.__sigaction_handler.sa_handler = { _ in Interrupt.request() }
+        sigemptyset(&sa.sa_mask)
+        sa.sa_flags = 0
+        sigaction(SIGINT, &sa, nil)
+    }
 }

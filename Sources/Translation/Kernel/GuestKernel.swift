@@ -7,7 +7,7 @@ import P2MFormat
 
 public struct TranslationError: Error, CustomStringConvertible, Sendable {
     /// What went wrong, for callers that map errors to codes (libp2mnote's status).
-    public enum Kind: Sendable { case other, noRoot, noSymbol, mismatch, unmapped, beyondTable, noP2M, noDomain }
+    public enum Kind: Sendable { case other, noRoot, noSymbol, mismatch, unmapped, beyondTable, noP2M, noDomain, interrupted }
     public let message: String
     public let kind: Kind
     public init(_ m: String, kind: Kind = .other) { message = m; self.kind = kind }
@@ -40,11 +40,11 @@ public final class GuestKernel {
     /// first under which the kernel's own symbols translate.
     /// `cr3`: a root to use as it is (given with --cr3, or a domain's published root, named by
     /// `cr3Source`); else the roots the dump records, the first that maps the symbols.
-    public init(dump: DumpContainer, symbols: SymbolTable, walker: PageTableWalker, cr3: UInt64? = nil, cr3Source: String = "--cr3") throws {
+    public init(dump: DumpContainer, symbols: SymbolTable, walker: PageTableWalker, cr3: MachAddr? = nil, cr3Source: String = "--cr3") throws {
         self.dump = dump
         self.symbols = symbols
         var candidates: [RecordedRoot] = []
-        if let c = cr3 { candidates.append(RecordedRoot(cr3: c, source: cr3Source)) }
+        if let c = cr3 { candidates.append(RecordedRoot(cr3: c.rawValue, source: cr3Source)) }
         candidates += try dump.recordedRoots()
         guard !candidates.isEmpty else {
             throw TranslationError("\(dump.path): no page-table root: the dump has no Xen crash-regs note (and no vcpu context); pass --cr3 with the machine address of the guest's top page table", kind: .noRoot)

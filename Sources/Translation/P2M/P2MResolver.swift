@@ -25,9 +25,19 @@ public struct P2MCoverage: Sendable, Codable {
     }
 }
 
+/// Every p2m source, by the stable name JSON, `info` and `check` print.
+public enum P2MSourceName: String, Sendable, Codable, CaseIterable, CustomStringConvertible {
+    public var description: String { rawValue }
+    case note
+    case linearList = "linear-list"
+    case frameTree = "frame-tree"
+    case xenP2M = "xen-p2m"
+    case xenM2P = "xen-m2p"
+}
+
 public protocol P2MTableSource: AnyObject {
-    /// Stable name: "note", "linear-list", "frame-tree", "xen-p2m".
-    var name: String { get }
+    /// Stable name (JSON's "source").
+    var name: P2MSourceName { get }
     /// Where it was found, for people.
     var location: String { get }
     var coverage: P2MCoverage { get }
@@ -56,7 +66,7 @@ public final class NoteSource: P2MTableSource {
     public let note: ElfNote
     public let decoded: DecodedP2MNote
     public init(note: ElfNote, decoded: DecodedP2MNote) { self.note = note; self.decoded = decoded }
-    public var name: String { "note" }
+    public var name: P2MSourceName { .note }
     public var location: String { "p2mnote note at file offset 0x\(String(note.fileOffset, radix: 16))" }
     public var coverage: P2MCoverage { P2MCoverage(entries: decoded.header.nrPfns, knowsIdentity: decoded.header.identityKnown, sparse: false) }
     public var sourceCode: P2MSource { decoded.header.source ?? .unknown }
@@ -103,7 +113,7 @@ public final class LinearListSource: P2MTableSource {
         self.kernel = kernel; self.vaddr = vaddr; self.shared = shared; self.sourceCode = sourceCode
         list = .linearList(root: kernel.root, vaddr: vaddr, size: size)
     }
-    public var name: String { "linear-list" }
+    public var name: P2MSourceName { .linearList }
     public var location: String { "linear list at \(vaddr) read through cr3 \(kernel.root) (\(kernel.rootSource))" }
     public var coverage: P2MCoverage { P2MCoverage(entries: list.size, knowsIdentity: shared.identityKnown, sparse: false) }
     public private(set) var pagesNotInDump: [ListPageNotInDump] = []
@@ -126,7 +136,7 @@ public final class FrameTreeSource: P2MTableSource {
         self.shared = SharedP2MFrames(missing: shared.missing, midMissing: shared.midMissing)
         list = try .frameTree(fll: fll, size: size)
     }
-    public var name: String { "frame-tree" }
+    public var name: P2MSourceName { .frameTree }
     public var location: String { "frame-list tree at mfn \(fll) (\(origin))" }
     public var coverage: P2MCoverage { P2MCoverage(entries: list.size, knowsIdentity: false, sparse: false) }
     public var sourceCode: P2MSource { .frameListTree }
@@ -138,10 +148,10 @@ public final class FrameTreeSource: P2MTableSource {
 }
 
 public final class XenP2MSectionSource: P2MTableSource {
-    public let core: XLDumpCore
+    public let core: GuestRecord
     public let size: UInt64
     private let sorted: [(pfn: UInt64, mfn: UInt64)]
-    public init(core: XLDumpCore) throws {
+    public init(core: GuestRecord) throws {
         self.core = core
         sorted = core.pairs.sorted { $0.pfn < $1.pfn }
         for k in sorted.indices.dropFirst() where sorted[k].pfn == sorted[k - 1].pfn {
@@ -154,7 +164,7 @@ public final class XenP2MSectionSource: P2MTableSource {
         if let si = try core.sharedInfoArch(), si.maxPfn > s, si.maxPfn <= 1 << 40 { s = si.maxPfn }
         size = s
     }
-    public var name: String { "xen-p2m" }
+    public var name: P2MSourceName { .xenP2M }
     public var location: String { ".xen_p2m section (\(sorted.count) pairs)" }
     /// Neither identity nor foreign entries can be told: a {pfn, gmfn} pair names a frame of the
     /// domain's own that the file holds (a grant-mapped FOREIGN frame is another domain's; libxc
@@ -179,9 +189,18 @@ public final class XenP2MSectionSource: P2MTableSource {
 
 // MARK: the resolver
 
-public struct P2MResolverOptions: Sendable {
-    public var cr3: UInt64?
-    public var p2mMFN: UInt64?
+/// Which guest of a dump to read, and where its symbols and tables are: what every reader of a
+/// guest is given (the analyzer's session, the emitter, the C library's open options).
+public struct GuestSelection: Sendable {
+    /// The guest kernel's System.map.
+    public var systemMap: String?
+    /// The guest kernel's vmlinux (its symbol table, build ID and banner).
+    public var vmlinux: String?
+    /// The guest's top page table, as a cr3 value (--cr3); nil: the roots the dump records.
+    public var cr3: MachAddr?
+    /// The frame-list-list page (--p2m-mfn); nil: Xen's crash info or the guest's shared_info.
+    public var p2mMFN: MFN?
+    /// Whether a p2mnote note is read first (--no-note: the dump's own tables only).
     public var useNote = true
     /// A host dump's domain, found in Xen's tables (nil: the dump's own guest, dom0 of a kdump).
     public var domain: UInt16?
@@ -192,14 +211,14 @@ public struct P2MResolverOptions: Sendable {
 
 /// A source that could not be used, and why.
 public struct UnavailableSource: Sendable, Codable {
-    public var source: String
+    public var source: P2MSourceName
     public var reason: String
-    public init(source: String, reason: String) { self.source = source; self.reason = reason }
+    public init(source: P2MSourceName, reason: String) { self.source = source; self.reason = reason }
 }
 
 /// One source compared with a map over what both cover.
 public struct SourceComparison: Sendable, Codable {
-    public var source: String
+    public var source: P2MSourceName
     public var location: String
     public var sourceEntries: UInt64
     public var mapEntries: UInt64
@@ -227,7 +246,7 @@ public struct CrossCheckReport: Sendable, Codable {
 public final class P2MResolver {
     public let dump: DumpContainer
     public let symbols: SymbolTable
-    public let options: P2MResolverOptions
+    public let options: GuestSelection
     public let walker: PageTableWalker
     private var kernelResult: Result<GuestKernel, Error>?
     private var noteResult: Result<NoteSource?, Error>?
@@ -236,7 +255,7 @@ public final class P2MResolver {
     private var m2pResult: Result<XenM2PSource, Error>?
     public private(set) var unavailable: [UnavailableSource] = []
 
-    public init(dump: DumpContainer, symbols: SymbolTable, options: P2MResolverOptions = .init()) {
+    public init(dump: DumpContainer, symbols: SymbolTable, options: GuestSelection = .init()) {
         self.dump = dump; self.symbols = symbols; self.options = options
         walker = PageTableWalker(memory: dump.memory)
     }
@@ -264,13 +283,13 @@ public final class P2MResolver {
 
     /// A domU's root: --cr3, else the p2m_cr3 its kernel published in shared_info (Linux sets it
     /// to swapper_pg_dir's frame, the kernel's own page table).
-    private func domainRoot() throws -> UInt64? {
+    private func domainRoot() throws -> MachAddr? {
         guard let d = try domain(), d.id != 0 else { return nil }
         if let c = options.cr3 { return c }
         guard let a = d.arch, a.p2mCr3 != 0 else {
             throw TranslationError("\(dump.path): domain \(d.id) published no p2m_cr3 in its shared_info (not a Linux PV guest?); pass --cr3", kind: .noRoot)
         }
-        return a.p2mCr3
+        return MachAddr(a.p2mCr3)
     }
 
     /// The guest kernel (its page-table root found once).
@@ -299,7 +318,7 @@ public final class P2MResolver {
         return try r.get()
     }
 
-    private func record(_ name: String, _ reason: String) {
+    private func record(_ name: P2MSourceName, _ reason: String) {
         if !unavailable.contains(where: { $0.source == name }) { unavailable.append(UnavailableSource(source: name, reason: reason)) }
     }
 
@@ -307,26 +326,26 @@ public final class P2MResolver {
         if let d = try? domain(), symbols.address("xen_p2m_addr") == nil {
             // No System.map of the guest: the list's address and extent from its shared_info.
             guard let a = d.arch, a.p2mVaddr != 0, a.maxPfn > 0 else {
-                record("linear-list", "domain \(d.id) published no p2m_vaddr in its shared_info (pass the guest's --system-map)"); return nil
+                record(.linearList, "domain \(d.id) published no p2m_vaddr in its shared_info (pass the guest's --system-map)"); return nil
             }
             do { return LinearListSource(kernel: try kernel(), vaddr: KVAddr(a.p2mVaddr), size: a.maxPfn, shared: SharedP2MFrames()) }
-            catch { record("linear-list", "\(error)"); return nil }
+            catch { record(.linearList, "\(error)"); return nil }
         }
         guard symbols.address("xen_p2m_addr") != nil else {
-            record("linear-list", "no xen_p2m_addr symbol (pass --system-map or --vmlinux)"); return nil
+            record(.linearList, "no xen_p2m_addr symbol (pass --system-map or --vmlinux)"); return nil
         }
-        do { return try LinearListSource(kernel: try kernel()) } catch { record("linear-list", "\(error)"); return nil }
+        do { return try LinearListSource(kernel: try kernel()) } catch { record(.linearList, "\(error)"); return nil }
     }
 
     /// The frame-list-list root: --p2m-mfn, else Xen's crash info (dom0), else an xl dump's shared info.
     public var frameListRoot: (mfn: MFN, origin: String)? {
-        if let m = options.p2mMFN { return (MFN(m), "--p2m-mfn") }
+        if let m = options.p2mMFN { return (m, "--p2m-mfn") }
         if let d = try? domain(), d.id != 0 {
             guard let a = d.arch, a.fllMfn != 0, a.fllMfn != .max, a.fllMfn < 1 << 40 else { return nil }
             return (MFN(a.fllMfn), "domain \(d.id)'s shared_info pfn_to_mfn_frame_list_list")
         }
         if let c = dump.crashInfo?.frameListListMFN { return (c, "Xen crash info") }
-        if let x = dump as? XLDumpCore, let s = try? x.sharedInfoArch(), s.fll != 0, s.fll != .max, s.fll < 1 << 40 {
+        if let x = dump.guestRecord, let s = try? x.sharedInfoArch(), s.fll != 0, s.fll != .max, s.fll < 1 << 40 {
             return (MFN(s.fll), ".xen_shared_info pfn_to_mfn_frame_list_list")
         }
         return nil
@@ -334,7 +353,7 @@ public final class P2MResolver {
 
     public func frameTree() -> FrameTreeSource? {
         guard let (fll, origin) = frameListRoot else {
-            record("frame-tree", "no frame-list-list root (no Xen crash info, no --p2m-mfn)"); return nil
+            record(.frameTree, "no frame-list-list root (no Xen crash info, no --p2m-mfn)"); return nil
         }
         // Size and shared frames from the kernel where its symbols are known; else 2^27.
         var size: UInt64 = 1 << 27
@@ -345,12 +364,12 @@ public final class P2MResolver {
             if let s = try? k.sharedFrames() { shared = s }
         }
         do { return try FrameTreeSource(fll: fll, size: size, walker: walker, shared: shared, origin: origin) }
-        catch { record("frame-tree", "\(error)"); return nil }
+        catch { record(.frameTree, "\(error)"); return nil }
     }
 
     public func xenP2M() -> XenP2MSectionSource? {
-        guard let x = dump as? XLDumpCore else { return nil }
-        do { return try XenP2MSectionSource(core: x) } catch { record("xen-p2m", "\(error)"); return nil }
+        guard let x = dump.guestRecord else { return nil }
+        do { return try XenP2MSectionSource(core: x) } catch { record(.xenP2M, "\(error)"); return nil }
     }
 
     /// Use a map already rebuilt (with every other domain's, in one pass: `--all-domains`).
@@ -366,7 +385,7 @@ public final class P2MResolver {
             return try XenM2PSource.rebuild(host: try host(), domain: d)
         }
         m2pResult = r
-        if case .failure(let e) = r { record("xen-m2p", "\(e)") }
+        if case .failure(let e) = r { record(.xenM2P, "\(e)") }
         return try? r.get()
     }
 
@@ -384,8 +403,8 @@ public final class P2MResolver {
     public func resolve() throws -> (map: P2MMap, source: P2MTableSource) {
         if options.useNote {
             if let n = try note() { return (n.decoded.map, n) }
-            record("note", "the dump carries no p2mnote note")
-        } else { record("note", "disabled (--no-note)") }
+            record(.note, "the dump carries no p2mnote note")
+        } else { record(.note, "disabled (--no-note)") }
         for s in dumpSources() {
             do { return (try s.map(), s) } catch { record(s.name, "\(error)") }
         }
@@ -393,7 +412,7 @@ public final class P2MResolver {
     }
 
     /// Compare `map` with every source of the dump except `skip`, each over the pfns both cover.
-    public func crossCheck(_ map: P2MMap, identityKnown: Bool, skip: String? = nil) -> CrossCheckReport {
+    public func crossCheck(_ map: P2MMap, identityKnown: Bool, skip: P2MSourceName? = nil) -> CrossCheckReport {
         var out: [SourceComparison] = []
         for s in dumpSources() where s.name != skip {
             let cov = s.coverage
@@ -406,6 +425,6 @@ public final class P2MResolver {
                                         identityBlind: blind, sparse: cov.sparse, error: err,
                                         unknownPfns: s.pagesNotInDump.reduce(0) { $0 + $1.pfns }, foreignBlind: !cov.knowsForeign))
         }
-        return CrossCheckReport(comparisons: out, unavailable: unavailable.filter { $0.source != "note" })
+        return CrossCheckReport(comparisons: out, unavailable: unavailable.filter { $0.source != .note })
     }
 }

@@ -103,7 +103,7 @@ public final class XenM2PSource: P2MTableSource {
         if conflicts > 0 { out.append("\(conflicts) pfns are named by two machine frames in the M2P (a damaged M2P): the lower frame was kept") }
         return out
     }
-    public var name: String { "xen-m2p" }
+    public var name: P2MSourceName { .xenM2P }
     public var location: String { "Xen's frame table and M2P (domain \(domain.id), \(runs.count) runs)" }
     public var coverage: P2MCoverage { P2MCoverage(entries: size, knowsIdentity: false, sparse: false, knowsForeign: false) }
     public var sourceCode: P2MSource { .xenM2P }

@@ -1,0 +1,241 @@
+// The reader core: one guest of one dump, opened once. Its symbols (checked against the dump),
+// its p2m (the note first, else the dump's own tables, through the one resolver), its kernel's
+// page tables, and reads in the three address spaces. The tools (P2MTools: command line,
+// prompt) and the C library (LibP2MNote) both sit on this; neither imports the other.
+//
+// Kernel virtual reads go through the machine-only page walk, so they never need the p2m; the
+// p2m serves pseudo-physical reads, pfn display, m2p and `check`.
+import DumpIO
+import Foundation
+import P2MFormat
+import Translation
+
+/// What a session opens: the dump, which guest of it, and where that guest's symbols and
+/// tables are. Addresses and frames are typed (MachAddr, MFN), never raw numbers.
+public struct GuestOptions: Sendable {
+    /// The dump's path.
+    public var dump: String
+    /// The guest (--domain), its symbols and the tables to use.
+    public var guest = GuestSelection()
+    /// struct module's offsets (--module-offsets).
+    public var moduleLayout = ModuleOffsets()
+    public init(dump: String) { self.dump = dump }
+}
+
+/// The three address spaces a read names (the C library's P2MNOTE_KVIRT, _PPHYS, _MACHINE).
+public enum AddressSpace: String, Sendable, Codable, CaseIterable {
+    /// Kernel virtual: translated by walking the guest's page tables in machine memory.
+    case kernelVirtual = "kvirt"
+    /// Pseudo-physical: translated through the p2m.
+    case pseudoPhysical = "pphys"
+    /// Machine: the dump's own addresses.
+    case machine
+}
+
+/// A read that failed, typed so that a front end can tell the caller why (the C library
+/// turns each kind into its status).
+public struct ReadError: Error, CustomStringConvertible {
+    public enum Kind: Sendable { case unmapped, beyondP2M, notInDump, pastEnd }
+    public let kind: Kind
+    public let message: String
+    public var description: String { message }
+}
+
+/// One guest of one dump, opened once.
+public final class GuestSession {
+    public let options: GuestOptions
+    public let dump: DumpContainer
+    public let symbols: SymbolTable
+    public let resolver: P2MResolver
+    private var p2mCache: (map: P2MMap, source: P2MTableSource)?
+    private var pseudoCache: PseudoPhysicalMemory?
+
+    /// Open the dump (once) and the guest's symbols; with a domain, find it in Xen's tables.
+    /// Throws the dump's own error (a file that cannot be read, or is no dump) as it is.
+    public convenience init(_ o: GuestOptions) throws {
+        try self.init(dump: try openDump(path: o.dump), options: o)
+    }
+
+    /// A session over a dump already open (the C library opens the file once and looks at it
+    /// before it knows which guest is asked for).
+    public init(dump: DumpContainer, options o: GuestOptions) throws {
+        options = o
+        self.dump = dump
+        symbols = try SymbolTable.forDump(systemMap: o.guest.systemMap, vmlinux: o.guest.vmlinux, dump: dump)
+        resolver = P2MResolver(dump: dump, symbols: symbols, options: o.guest)
+        if o.guest.domain != nil { _ = try resolver.domain() }
+    }
+
+    /// Machine reads so far (tests count them to prove boundedness).
+    public var machineReads: Int { dump.memory.readCount }
+
+    /// The guest kernel, its symbols checked once against the dump: a System.map or vmlinux of
+    /// another build put linux_banner where the dump holds something else, and banner printed
+    /// that and exited 0. A vmlinux is judged by its build ID or banner (KernelIdentity), a
+    /// System.map by the banner it points at.
+    public func kernel() throws -> GuestKernel {
+        let k: GuestKernel
+        do { k = try resolver.kernel() } catch let e as TranslationError where e.kind == .mismatch {
+            // The symbols map under no recorded root: name the build they come from.
+            guard let v = options.guest.vmlinux, let image = try? vmlinuxImage() else { throw e }
+            let what = [image.banner.map { "banner \"\($0)\"" }, image.buildID.map { "build ID \(KernelIdentity.hex($0))" }].compactMap { $0 }.joined(separator: ", ")
+            throw TranslationError("\(v): not the kernel of \(dump.path): its symbols do not translate under any page-table root the dump records (the vmlinux has \(what.isEmpty ? "no banner or build ID" : what)); \(e.message)", kind: .mismatch)
+        }
+        if symbolsChecked == nil { symbolsChecked = Result { try checkSymbols(k) } }
+        try symbolsChecked?.get()
+        return k
+    }
+    private var symbolsChecked: Result<Void, Error>?
+
+    /// The --vmlinux file's identity (banner at linux_banner's link address, build ID), read once
+    /// for the symbol check, the mismatch message and the library's handle; nil without one.
+    public func vmlinuxImage() throws -> VmlinuxImage? {
+        guard let v = options.guest.vmlinux else { return nil }
+        if imageResult == nil {
+            let banner = symbols.address("linux_banner").map { $0.rawValue &- (dump.vmcoreInfo?.kernelOffset ?? 0) }
+            imageResult = Result { try VmlinuxImage(path: v, bannerAddress: banner) }
+        }
+        return try imageResult?.get()
+    }
+    private var imageResult: Result<VmlinuxImage, Error>?
+
+    /// Refuse another build's System.map or vmlinux before any command runs (any other reason
+    /// the kernel cannot be read is left to the commands that need it, which say it).
+    public func refuseForeignSymbols() throws {
+        guard options.guest.systemMap != nil || options.guest.vmlinux != nil else { return }
+        do { _ = try kernel() } catch let e as TranslationError where e.kind == .mismatch { throw e } catch {}
+    }
+
+    private func checkSymbols(_ k: GuestKernel) throws {
+        let g = options.guest
+        guard g.systemMap != nil || g.vmlinux != nil, let at = symbols.address("linux_banner") else { return }
+        let source = [g.systemMap, g.vmlinux].compactMap { $0 }.joined(separator: " and ")
+        if let image = try vmlinuxImage() { try KernelIdentity.check(image, against: k) }
+        // Bytes that cannot be read (a page the dump lacks) blame the dump, not the map: the
+        // commands that need them say so.
+        guard let bytes = try? k.pageTables.readBytes(at, count: 160) else { return }
+        let text = KernelIdentity.bannerText(bytes)
+        guard text.hasPrefix("Linux version ") else {
+            let shown = String(text.prefix(60).map { $0.isASCII && !$0.isNewline && $0 >= " " ? $0 : "." })
+            throw TranslationError("\(source) is not this dump's kernel's: its linux_banner, \(at), reads \"\(shown)\" in \(dump.path), not \"Linux version …\"; give the System.map or vmlinux of the kernel that crashed", kind: .mismatch)
+        }
+    }
+
+    /// The p2m in use, through the resolver (the note first), found once.
+    public func p2m() throws -> (map: P2MMap, source: P2MTableSource) {
+        if let c = p2mCache { return c }
+        let r = try resolver.resolve()
+        p2mCache = r
+        return r
+    }
+
+    /// Pseudo-physical memory: machine memory seen through the p2m.
+    public func pseudoPhysical() throws -> PseudoPhysicalMemory {
+        if let p = pseudoCache { return p }
+        let (m, s) = try p2m()
+        let p = PseudoPhysicalMemory(map: m, machine: dump.memory, origin: s.location)
+        pseudoCache = p
+        return p
+    }
+
+    /// A hex number (0x optional, as crash reads it), a symbol, or symbol+offset.
+    public func parseAddress(_ s: String) throws -> UInt64 {
+        if let v = parseHexArg(s) { return v }
+        var name = Substring(s)
+        var off: UInt64 = 0
+        if let plus = s.firstIndex(of: "+"), let o = parseHexArg(String(s[s.index(after: plus)...])) {
+            name = s[..<plus]; off = o
+        }
+        guard let a = symbols.address(String(name)) else {
+            throw SessionError("\(s): not a hex number or a known symbol\(symbols.isEmpty ? " (no symbols: pass --system-map or --vmlinux)" : "")")
+        }
+        let (v, o) = a.rawValue.addingReportingOverflow(off)
+        guard !o else { throw SessionError("\(s): past 2^64") }
+        return v
+    }
+
+    /// The pfn whose p2m entry is `mfn`, with how it stands.
+    public func pfn(ofMfn mfn: MFN) -> PfnOfMfn {
+        guard let (map, _) = try? p2m() else { return PfnOfMfn(pfn: nil, status: .unknown, candidates: []) }
+        switch map.m2p(mfn) {
+        case .none: return PfnOfMfn(pfn: nil, status: .none, candidates: [])
+        case .unique(let p): return PfnOfMfn(pfn: p, status: .unique, candidates: [p])
+        case .ambiguous(let ps): return PfnOfMfn(pfn: nil, status: .ambiguous, candidates: ps)
+        }
+    }
+
+    /// Read `buffer.count` bytes at `address` in `space`, page by page, so that a failure says
+    /// which page; `done` counts the bytes read before it. Ctrl-C (Interrupt) is honoured every
+    /// 64 KiB.
+    public func read(_ space: AddressSpace, at address: UInt64, into buffer: UnsafeMutableRawBufferPointer, done: inout Int) throws {
+        let memory = dump.memory
+        let path = dump.path
+        func h(_ a: UInt64) -> String { "0x" + String(a, radix: 16) }
+        // Each space is a translation to machine addresses; machine is the identity.
+        let toMachine: (UInt64) throws -> MachAddr
+        switch space {
+        case .kernelVirtual:
+            let tables = try kernel().pageTables
+            toMachine = { a in
+                do { return try tables.translate(KVAddr(a)) } catch {
+                    throw ReadError(kind: .unmapped, message: "\(path): kernel virtual address \(h(a)) does not translate: \(error)")
+                }
+            }
+        case .pseudoPhysical:
+            let pp = try pseudoPhysical()
+            toMachine = { a in
+                do { return try pp.translate(PhysAddr(a)) } catch let e as TranslationError {
+                    throw ReadError(kind: e.kind == .beyondTable ? .beyondP2M : .unmapped, message: "\(path): pseudo-physical address \(h(a)): \(e.message)")
+                }
+            }
+        case .machine:
+            toMachine = { MachAddr($0) }
+        }
+        let page = Int(PageGeometry.x86.size)
+        var sinceCheck = 0
+        while done < buffer.count {
+            let (a, over) = address.addingReportingOverflow(UInt64(done))
+            guard !over else { throw ReadError(kind: .pastEnd, message: "read of \(buffer.count) bytes at \(h(address)) runs past 2^64") }
+            let n = min(page - Int(a & PageGeometry.x86.mask), buffer.count - done)
+            let machine = try toMachine(a)
+            do { try memory.read(machine, into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + n])) } catch {
+                let what = space == .machine ? "" : " (\(space == .kernelVirtual ? "kernel virtual" : "pseudo-physical") \(h(a)))"
+                throw ReadError(kind: .notInDump, message: "machine address \(machine)\(what): \(error)")
+            }
+            done += n
+            sinceCheck += n
+            if sinceCheck >= 1 << 16 { sinceCheck = 0; try Interrupt.check() }
+        }
+    }
+
+    func output<R: TextResult>(_ command: String, _ r: R, lines: Bool = false) throws -> CommandOutput {
+        let data = try (lines ? jsonLineEncoder : jsonEncoder).encode(Envelope(dump: dump.path, command: command, result: r))
+        return CommandOutput(command: command, text: r.text, jsonData: data, exitCode: r.exitCode)
+    }
+}
+
+/// The pfn whose p2m entry is an mfn: its value for JSON (a pfn, or nil), how it stands, with
+/// every candidate, and the text.
+public struct PfnOfMfn: Encodable, Sendable {
+    public enum Status: String, Encodable, Sendable {
+        /// One pfn maps it.
+        case unique
+        /// No pfn maps it.
+        case none
+        /// Several pfns map it (a shared frame, or a damaged p2m).
+        case ambiguous
+        /// No p2m to ask.
+        case unknown
+    }
+    public var pfn: PFN?
+    public var status: Status
+    public var candidates: [PFN]
+    public var text: String {
+        switch status {
+        case .unique: return "pfn \(pfn.map(\.description) ?? "?")"
+        case .ambiguous: return "pfn ambiguous (\(candidates.map(\.description).joined(separator: ", ")))"
+        case .none: return "pfn none"
+        case .unknown: return "pfn ?"
+        }
+    }
+}
