@@ -90,7 +90,7 @@ let package = Package(
         ], path: "Tools/bench", exclude: ["c"]),
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "P2MFormatTests", dependencies: ["P2MFormat", "TestSupport"]),
+        .testTarget(name: "P2MFormatTests", dependencies: ["P2MFormat", "TestSupport", "DumpGen"]),
         .testTarget(name: "DumpIOTests", dependencies: ["TestSupport", "DumpIO", "DumpGen", "P2MFormat", "CZlib"]),
         .testTarget(name: "TranslationTests", dependencies: ["TestSupport", "Translation", "DumpIO", "DumpGen", "P2MFormat"]),
         .testTarget(name: "P2MToolsTests", dependencies: ["TestSupport", "P2MTools", "GuestReader", "DumpGen", "Translation", "DumpIO", "P2MFormat"]),

@@ -6,4 +6,5 @@ _Static_assert(sizeof(struct p2mnote_open_options) == 48, "p2mnote_open_options 
 _Static_assert(sizeof(struct p2mnote_info) == 56, "p2mnote_info layout");
 _Static_assert(sizeof(struct p2mnote_walk_step) == 24, "p2mnote_walk_step layout");
 _Static_assert(sizeof(struct p2mnote_walk) == 40 + 5 * 24, "p2mnote_walk layout");
+_Static_assert(sizeof(struct p2mnote_registers) == 24 + 27 * 8, "p2mnote_registers layout");
 _Static_assert(sizeof(p2mnote_status) == 4 && sizeof(p2mnote_space) == 4, "enums are 32-bit");

@@ -330,7 +330,7 @@ public final class DumpFile {
     return v
 }
 
-/// Xen's crash info note (formats.md §2.2): the last word is the frame-list-list MFN, the
+/// Xen's crash info note (Xen's xen/include/xen/elfcore.h, crash_xen_info_t): the last word is the frame-list-list MFN, the
 /// second to last xen_phys_start (v2, 80 bytes); older versions are shorter.
 public struct XenCrashInfo: Sendable {
     public var major: UInt64
@@ -345,7 +345,7 @@ public struct XenCrashInfo: Sendable {
         major = a; minor = b
         stringAddresses = (2...6).compactMap { le64(d, 8 * $0) }
         let words = d.count / 8
-        if words >= 9, let f = le64(d, d.count - 8) { frameListListMFN = (f == 0 || f == .max) ? nil : MFN(f) }
+        if words >= 9, let f = le64(d, d.count - 8) { frameListListMFN = (f == 0 || f == .max) ? nil : MFN(rawValue: f) }
         if words >= 10 { xenPhysStart = le64(d, d.count - 16) }
     }
 }
@@ -358,7 +358,7 @@ public struct XenCrashRegs: Sendable {
         cr0 = a; cr2 = b; cr3 = c; cr4 = e
     }
     /// The top page table's machine address.
-    public var rootTable: MachAddr { MachAddr(cr3 & 0x000f_ffff_ffff_f000) }
+    public var rootTable: MachAddr { MachAddr(rawValue: cr3 & 0x000f_ffff_ffff_f000) }
 }
 
 /// VMCOREINFO-style text: KEY=VALUE lines.

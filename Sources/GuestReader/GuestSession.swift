@@ -49,6 +49,7 @@ public final class GuestSession {
     public let resolver: P2MResolver
     private var p2mCache: (map: P2MMap, source: P2MTableSource)?
     private var pseudoCache: PseudoPhysicalMemory?
+    var registersCache: Result<[GuestRegisters], Error>?
 
     /// Open the dump (once) and the guest's symbols; with a domain, find it in Xen's tables.
     /// Throws the dump's own error (a file that cannot be read, or is no dump) as it is.
@@ -177,19 +178,19 @@ public final class GuestSession {
         case .kernelVirtual:
             let tables = try kernel().pageTables
             toMachine = { a in
-                do { return try tables.translate(KVAddr(a)) } catch {
+                do { return try tables.translate(KVAddr(rawValue: a)) } catch {
                     throw ReadError(kind: .unmapped, message: "\(path): kernel virtual address \(h(a)) does not translate: \(error)")
                 }
             }
         case .pseudoPhysical:
             let pp = try pseudoPhysical()
             toMachine = { a in
-                do { return try pp.translate(PhysAddr(a)) } catch let e as TranslationError {
+                do { return try pp.translate(PhysAddr(rawValue: a)) } catch let e as TranslationError {
                     throw ReadError(kind: e.kind == .beyondTable ? .beyondP2M : .unmapped, message: "\(path): pseudo-physical address \(h(a)): \(e.message)")
                 }
             }
         case .machine:
-            toMachine = { MachAddr($0) }
+            toMachine = { MachAddr(rawValue: $0) }
         }
         let page = Int(PageGeometry.x86.size)
         var sinceCheck = 0

@@ -144,8 +144,8 @@ public func p2mnote_open(_ path: UnsafePointer<CChar>?, _ opts: UnsafePointer<p2
     var a = GuestOptions(dump: p)
     a.guest.systemMap = o.system_map.map { String(cString: $0) }
     a.guest.vmlinux = o.vmlinux.map { String(cString: $0) }
-    if o.flags & UInt32(P2MNOTE_OPEN_CR3) != 0 { a.guest.cr3 = MachAddr(o.cr3) }
-    if o.flags & UInt32(P2MNOTE_OPEN_P2M_MFN) != 0 { a.guest.p2mMFN = MFN(o.p2m_mfn) }
+    if o.flags & UInt32(P2MNOTE_OPEN_CR3) != 0 { a.guest.cr3 = MachAddr(rawValue: o.cr3) }
+    if o.flags & UInt32(P2MNOTE_OPEN_P2M_MFN) != 0 { a.guest.p2mMFN = MFN(rawValue: o.p2m_mfn) }
     if o.flags & UInt32(P2MNOTE_OPEN_NO_NOTE) != 0 { a.guest.useNote = false }
     let wantsDomain = o.flags & UInt32(P2MNOTE_OPEN_DOMAIN) != 0
     do {
@@ -249,7 +249,7 @@ public func p2mnote_pfn_to_mfn(_ h: OpaquePointer?, _ pfn: UInt64, _ frame: Unsa
     withHandle(h, fallback: P2MNOTE_ERR_NO_P2M) { s in
         guard let frame else { throw argument("frame is NULL") }
         let (m, src) = try s.p2m()
-        guard let e = m.entry(PFN(pfn)) else {
+        guard let e = m.entry(PFN(rawValue: pfn)) else {
             throw APIError(P2MNOTE_ERR_RANGE, "\(s.dump.path): pfn 0x\(String(pfn, radix: 16)) is beyond the p2m (\(m.nrPfns) entries, \(src.location))")
         }
         switch e.kind {
@@ -283,7 +283,7 @@ public func p2mnote_mfn_to_pfn(_ h: OpaquePointer?, _ mfn: UInt64, _ pfns: Unsaf
         guard capacity >= 0, capacity == 0 || pfns != nil else { throw argument("pfns is NULL with a capacity of \(capacity)") }
         let (m, _) = try s.p2m()
         let found: [PFN]
-        switch m.m2p(MFN(mfn)) {
+        switch m.m2p(MFN(rawValue: mfn)) {
         case .none: found = []
         case .unique(let p): found = [p]
         case .ambiguous(let ps): found = ps
@@ -299,7 +299,7 @@ public func p2mnote_vtop(_ h: OpaquePointer?, _ vaddr: UInt64, _ out: UnsafeMuta
         guard let out else { throw argument("out is NULL") }
         let k = try s.kernel()
         let r: WalkResult
-        do { r = try k.pageTables.walk(KVAddr(vaddr)) } catch {
+        do { r = try k.pageTables.walk(KVAddr(rawValue: vaddr)) } catch {
             throw APIError(P2MNOTE_ERR_UNMAPPED, "\(s.dump.path): kernel virtual address 0x\(String(vaddr, radix: 16)) does not translate: \(error)")
         }
         var w = p2mnote_walk()
@@ -361,6 +361,32 @@ public func p2mnote_vmcoreinfo(_ h: OpaquePointer?, _ text: UnsafeMutablePointer
         text.pointee = UnsafePointer(v.text)
         len?.pointee = v.count
         synthesised?.pointee = v.origin.rawValue
+    }
+}
+
+@_cdecl("p2mnote_registers")
+public func p2mnote_registers(_ h: OpaquePointer?, _ index: Int, _ out: UnsafeMutablePointer<p2mnote_registers>?,
+                              _ count: UnsafeMutablePointer<Int>?) -> p2mnote_status {
+    withHandle(h) { s in
+        guard let count else { throw argument("count is NULL") }
+        let sets: [GuestRegisters]
+        do { sets = try s.session.registers() } catch let e as SessionError { throw APIError(P2MNOTE_ERR_FORMAT, e.message) }
+        count.pointee = sets.count
+        guard let out else { return }
+        let raw = UnsafeMutableRawPointer(out)
+        guard raw.load(as: UInt32.self) >= 8 else { throw argument("struct_size \(raw.load(as: UInt32.self)) is too small (set it to sizeof(struct p2mnote_registers))") }
+        guard index >= 0, index < sets.count else { throw APIError(P2MNOTE_ERR_RANGE, "\(s.dump.path): register set \(index) of \(sets.count)") }
+        let r = sets[index]
+        var o = p2mnote_registers()
+        o.flags = r.running ? UInt32(P2MNOTE_REGS_RUNNING) : 0
+        o.cpu = Int32(clamping: r.cpu ?? -1)
+        o.pcpu = Int32(clamping: r.pcpu ?? -1)
+        o.source = s.keep("regs-source-\(index)", r.source)
+        withUnsafeMutableBytes(of: &o.regs) { b in
+            let words = b.bindMemory(to: UInt64.self)
+            for (i, v) in r.values.prefix(words.count).enumerated() { words[i] = v }
+        }
+        copyOut(o, to: raw)
     }
 }
 

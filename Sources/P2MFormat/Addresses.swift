@@ -9,7 +9,7 @@
 /// Common shape of the small wrappers below: a UInt64 with ordering and hex printing.
 public protocol RawAddressValue: Hashable, Comparable, Sendable, CustomStringConvertible {
     var rawValue: UInt64 { get }
-    init(_ rawValue: UInt64)
+    init(rawValue: UInt64)
 }
 
 extension RawAddressValue {
@@ -29,15 +29,15 @@ public struct PageGeometry: Hashable, Sendable {
 /// Kernel virtual address (crash: KVADDR).
 public struct KVAddr: RawAddressValue {
     public let rawValue: UInt64
-    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
 }
 
 /// Pseudo-physical address: what the guest kernel believes is physical (crash: PHYSADDR,
 /// libkdumpfile: KPHYSADDR).
 public struct PhysAddr: RawAddressValue {
     public let rawValue: UInt64
-    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
-    public func pfn(_ g: PageGeometry = .x86) -> PFN { PFN(rawValue >> g.shift) }
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    public func pfn(_ g: PageGeometry = .x86) -> PFN { PFN(rawValue: rawValue >> g.shift) }
     public func pageOffset(_ g: PageGeometry = .x86) -> UInt64 { rawValue & g.mask }
 }
 
@@ -45,29 +45,29 @@ public struct PhysAddr: RawAddressValue {
 /// (libkdumpfile: MACHPHYSADDR).
 public struct MachAddr: RawAddressValue {
     public let rawValue: UInt64
-    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
-    public func mfn(_ g: PageGeometry = .x86) -> MFN { MFN(rawValue >> g.shift) }
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    public func mfn(_ g: PageGeometry = .x86) -> MFN { MFN(rawValue: rawValue >> g.shift) }
     public func pageOffset(_ g: PageGeometry = .x86) -> UInt64 { rawValue & g.mask }
 }
 
 /// Pseudo-physical frame number.
 public struct PFN: RawAddressValue {
     public let rawValue: UInt64
-    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
     /// nil when the address would not fit in 64 bits (hostile input).
     public func address(offset: UInt64 = 0, _ g: PageGeometry = .x86) -> PhysAddr? {
         guard rawValue <= (UInt64.max >> g.shift), offset < g.size else { return nil }
-        return PhysAddr(rawValue << g.shift | offset)
+        return PhysAddr(rawValue: rawValue << g.shift | offset)
     }
 }
 
 /// Machine frame number.
 public struct MFN: RawAddressValue {
     public let rawValue: UInt64
-    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
     public func address(offset: UInt64 = 0, _ g: PageGeometry = .x86) -> MachAddr? {
         guard rawValue <= (UInt64.max >> g.shift), offset < g.size else { return nil }
-        return MachAddr(rawValue << g.shift | offset)
+        return MachAddr(rawValue: rawValue << g.shift | offset)
     }
 }
 
@@ -85,7 +85,7 @@ extension RawAddressValue where Self: Codable {
         let c = try decoder.singleValueContainer()
         let s = try c.decode(String.self)
         guard let v = Hex64.parse(s) else { throw DecodingError.dataCorruptedError(in: c, debugDescription: "expected a 0x… hex string, got \(s)") }
-        self.init(v)
+        self.init(rawValue: v)
     }
     public func encode(to encoder: Encoder) throws {
         var c = encoder.singleValueContainer()

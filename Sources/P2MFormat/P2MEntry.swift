@@ -57,7 +57,7 @@ public struct P2MEntry: Hashable, Sendable, CustomStringConvertible {
 
     /// The frame with both flag bits stripped, as Linux's pfn_to_mfn() returns it;
     /// nil for INVALID.
-    public var frame: MFN? { raw == .max ? nil : MFN(raw & ~P2MEntry.flagMask) }
+    public var frame: MFN? { raw == .max ? nil : MFN(rawValue: raw & ~P2MEntry.flagMask) }
 
     /// Convert a slot as stored in guest memory (little-endian value of `width` bytes).
     /// Returns nil when a 64-bit value cannot come from a 4-byte slot (never for .eight).

@@ -222,13 +222,13 @@ public struct P2MMap: Sendable {
             }
             while p < end && out.count < limit {
                 let x = value(run: a, pfn: p), y = other.value(run: b, pfn: p)
-                if x != y { out.append((PFN(p), P2MEntry(raw: x), P2MEntry(raw: y))) }
+                if x != y { out.append((PFN(rawValue: p), P2MEntry(raw: x), P2MEntry(raw: y))) }
                 p += 1
             }
         }
         if nrPfns != other.nrPfns && out.count < limit {
             let p = common
-            out.append((PFN(p), entry(PFN(p)), other.entry(PFN(p))))
+            out.append((PFN(rawValue: p), entry(PFN(rawValue: p)), other.entry(PFN(rawValue: p))))
         }
         return out
     }
@@ -329,15 +329,15 @@ struct M2PIndex: Sendable {
     func lookup(_ m: UInt64) -> M2PResult {
         let hit = mainHit(m)
         // Fast path: no conflicts anywhere in the map.
-        if overlaps.isEmpty, let k = hit, main[k].mult == 1 { return .unique(PFN(main[k].pfn(m))) }
+        if overlaps.isEmpty, let k = hit, main[k].mult == 1 { return .unique(PFN(rawValue: main[k].pfn(m))) }
         if overlaps.isEmpty && hit == nil { return .none }
         var found: [PFN] = []
         if let k = hit {
             let iv = main[k]
-            if iv.mult > 1 { for i in 0..<min(iv.mult, 16) { found.append(PFN(iv.pfnAtLo + i)) } }
-            else { found.append(PFN(iv.pfn(m))) }
+            if iv.mult > 1 { for i in 0..<min(iv.mult, 16) { found.append(PFN(rawValue: iv.pfnAtLo + i)) } }
+            else { found.append(PFN(rawValue: iv.pfn(m))) }
         }
-        for iv in overlaps where iv.lo <= m && m <= iv.hi && found.count < 16 { found.append(PFN(iv.pfn(m))) }
+        for iv in overlaps where iv.lo <= m && m <= iv.hi && found.count < 16 { found.append(PFN(rawValue: iv.pfn(m))) }
         switch found.count {
         case 0: return .none
         case 1: return .unique(found[0])

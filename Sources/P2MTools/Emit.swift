@@ -90,11 +90,11 @@ public enum Emitter {
             entryWidth: Int(h.entryWidth), pfns: h.nrPfns, counts: CountsJSON(h.counts),
             records: h.nrRecords, rawBytes: raw, noteBytes: noteBytes, ratio: Double(raw) / Double(noteBytes),
             identityKnown: h.identityKnown, mapDigest: Hex64(h.mapDigest),
-            listVaddr: h.listVAddr == 0 ? nil : KVAddr(h.listVAddr),
-            fllMfn: h.fllMFN == .max ? nil : MFN(h.fllMFN),
-            missingPageMfn: h.missingPageMFN == .max ? nil : MFN(h.missingPageMFN),
-            identityPageMfn: h.identityPageMFN == .max ? nil : MFN(h.identityPageMFN),
-            cr3: cr3.map(MachAddr.init), crossCheck: check)
+            listVaddr: h.listVAddr == 0 ? nil : KVAddr(rawValue: h.listVAddr),
+            fllMfn: h.fllMFN == .max ? nil : MFN(rawValue: h.fllMFN),
+            missingPageMfn: h.missingPageMFN == .max ? nil : MFN(rawValue: h.missingPageMFN),
+            identityPageMfn: h.identityPageMFN == .max ? nil : MFN(rawValue: h.identityPageMFN),
+            cr3: cr3.map(MachAddr.init(rawValue:)), crossCheck: check)
     }
 
     // MARK: raw and text tables

@@ -55,7 +55,7 @@ public struct EmitCommand: ParsableCommand {
             guard let w = EntryWidth(rawValue: UInt8(clamping: width)) else { throw ValidationError("--width must be 4 or 8") }
             var o = EmitOptions(input: source)
             o.from = kind
-            o.width = w; o.guest.cr3 = cr3.map { MachAddr($0.value) }; o.guest.p2mMFN = p2mMfn.map { MFN($0.value) }
+            o.width = w; o.guest.cr3 = cr3.map { MachAddr(rawValue: $0.value) }; o.guest.p2mMFN = p2mMfn.map { MFN(rawValue: $0.value) }
             o.guest.systemMap = systemMap; o.guest.vmlinux = vmlinux; o.domainID = domid; o.guest.domain = domain; o.guest.xenSyms = xenSyms; o.compare = compare; o.progress = !json
             if allDomains {
                 guard domain == nil else { throw ValidationError("--all-domains and --domain exclude each other") }

@@ -78,7 +78,7 @@ public enum Extractor {
         // Xen's version strings, read where the crash info says they are.
         func cstring(_ k: Int, _ max: Int) -> [UInt8] {
             guard let ci = dump.crashInfo, k < ci.stringAddresses.count,
-                  let b = try? dump.memory.readBytes(MachAddr(ci.stringAddresses[k]), count: max) else { return [] }
+                  let b = try? dump.memory.readBytes(MachAddr(rawValue: ci.stringAddresses[k]), count: max) else { return [] }
             return Array(b.prefix { $0 != 0 }.prefix(max - 1))
         }
         func field(_ b: [UInt8], _ n: Int) -> [UInt8] { b.prefix(n) + [UInt8](repeating: 0, count: n - min(n, b.count)) }
@@ -102,7 +102,7 @@ public enum Extractor {
         let ctx = saved.isEmpty ? context(nil) : saved.flatMap { context($0.userRegs) }
         let nvcpus = UInt64(ctx.count / vcpuContextSize)
         var shared = [UInt8](repeating: 0, count: 4096)
-        if let s = dom.sharedInfoMfn, let b = try? dump.memory.readBytes(MachAddr(s.rawValue << 12), count: 4096) { shared = b }
+        if let s = dom.sharedInfoMfn, let b = try? dump.memory.readBytes(MachAddr(rawValue: s.rawValue << 12), count: 4096) { shared = b }
 
         let notes = xenNote(0x200_0000, []) + xenNote(0x200_0001, le(coreMagicPV, 8) + le(nvcpus, 8) + le(n, 8) + le(4096, 8))
             + xenNote(0x200_0002, version) + xenNote(0x200_0003, le(1, 8))
@@ -198,7 +198,7 @@ public enum Extractor {
             total = w.offset
         }
         return ExtractSummary(dump: path, output: output, domain: id, pfns: n, pagesWritten: written, zeroPages: zeros, pagesNotInDump: missing,
-                              cr3: MachAddr(arch.p2mCr3 & PTE.addressMask), sharedInfoMfn: dom.sharedInfoMfn, noteSource: noteSource, bytes: total)
+                              cr3: MachAddr(rawValue: arch.p2mCr3 & PTE.addressMask), sharedInfoMfn: dom.sharedInfoMfn, noteSource: noteSource, bytes: total)
     }
 
     static func le(_ v: UInt64, _ n: Int) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } }

@@ -30,7 +30,7 @@ import TestSupport
             do {
                 let f = try openDump(path: p)
                 _ = try? f.p2mNote(); _ = f.crashInfo; _ = f.crashRegs; _ = f.vmcoreInfo
-                _ = try? f.memory.readU64(MachAddr(g.manifest.cr3))
+                _ = try? f.memory.readU64(MachAddr(rawValue: g.manifest.cr3))
                 opened += 1
             } catch is DumpError { refused += 1 }
         }

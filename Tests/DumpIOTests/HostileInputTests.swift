@@ -67,8 +67,8 @@ import TestSupport
         var o = Dom0DumpOptions(); o.guestMiB = 128
         let g = try DumpGenerator.generateDom0(o, to: d + "/s.vmcore")
         let m = try openDump(path: g.path).memory
-        #expect(throws: DumpError.self) { _ = try m.readU64(MachAddr(0xA0000)) }         // the legacy hole
-        #expect(throws: DumpError.self) { _ = try m.readU64(MachAddr(.max - 3)) }
-        #expect(try m.readU64(MachAddr(g.manifest.cr3 + 511 * 8)) & 1 == 1)   // the PGD slot of kernel text is present
+        #expect(throws: DumpError.self) { _ = try m.readU64(MachAddr(rawValue: 0xA0000)) }         // the legacy hole
+        #expect(throws: DumpError.self) { _ = try m.readU64(MachAddr(rawValue: .max - 3)) }
+        #expect(try m.readU64(MachAddr(rawValue: g.manifest.cr3 + 511 * 8)) & 1 == 1)   // the PGD slot of kernel text is present
     }
 }

@@ -63,8 +63,8 @@ func flattened(_ file: [UInt8], chunk: Int = 1000, extra: [(UInt64, [UInt8])] = 
         try Data(flattened(k, extra: [(UInt64(pageAt + 5), [1, 2, 3])])).write(to: URL(fileURLWithPath: d + "/f"))
         let f = try openDump(path: d + "/f")
         #expect(f.layoutDescription.hasPrefix("flattened"))
-        #expect(try f.memory.readBytes(MachAddr(0x10 << 12 | 4), count: 5) == [28, 1, 2, 3, 56])
-        #expect(try f.memory.readBytes(MachAddr(0x11 << 12 | 0x100), count: 2) == [16, 16])
+        #expect(try f.memory.readBytes(MachAddr(rawValue: 0x10 << 12 | 4), count: 5) == [28, 1, 2, 3, 56])
+        #expect(try f.memory.readBytes(MachAddr(rawValue: 0x11 << 12 | 0x100), count: 2) == [16, 16])
         // Bad records: size 0, a negative offset, no end marker.
         for (name, bytes, what) in [("zero", flattened(k, sizeOverride: 0), "size 0"),
                                     ("negative", flattened(k, offsetOverride: -4096), "negative offset"),
@@ -124,17 +124,17 @@ func flattened(_ file: [UInt8], chunk: Int = 1000, extra: [(UInt64, [UInt8])] = 
         try Data(smallKdump()).write(to: URL(fileURLWithPath: p))
         let k = try openDump(path: p)
         #expect(k.kind == .kdumpCompressed)
-        #expect(try k.memory.readBytes(MachAddr(0x10 << 12 | 5), count: 3) == [35, 42, 49])
-        #expect(try k.memory.readBytes(MachAddr(0x11 << 12 | 0x100), count: 2) == [16, 16])
-        do { _ = try k.memory.readU64(MachAddr(0x13 << 12)); Issue.record("excluded page read") } catch {
+        #expect(try k.memory.readBytes(MachAddr(rawValue: 0x10 << 12 | 5), count: 3) == [35, 42, 49])
+        #expect(try k.memory.readBytes(MachAddr(rawValue: 0x11 << 12 | 0x100), count: 2) == [16, 16])
+        do { _ = try k.memory.readU64(MachAddr(rawValue: 0x13 << 12)); Issue.record("excluded page read") } catch {
             #expect("\(error)".contains("excluded by makedumpfile's dump level"), "\(error)")
         }
-        do { _ = try k.memory.readU64(MachAddr(0x12 << 12)); Issue.record("absent page read") } catch {
+        do { _ = try k.memory.readU64(MachAddr(rawValue: 0x12 << 12)); Issue.record("absent page read") } catch {
             #expect("\(error)".contains("not in the dump"), "\(error)")
         }
         // Memory kept after its container is gone: an error, not a use-after-free.
         let orphan = try openDump(path: p).memory
-        #expect(throws: DumpError.self) { _ = try orphan.readU64(MachAddr(0x10 << 12)) }
+        #expect(throws: DumpError.self) { _ = try orphan.readU64(MachAddr(rawValue: 0x10 << 12)) }
         try Data(smallKdump(split: 1)).write(to: URL(fileURLWithPath: p))
         do { _ = try openDump(path: p); Issue.record("split dump opened") } catch { #expect("\(error)".contains("--reassemble"), "\(error)") }
         try Data(smallKdump(version: 7)).write(to: URL(fileURLWithPath: p))
@@ -159,7 +159,7 @@ func flattened(_ file: [UInt8], chunk: Int = 1000, extra: [(UInt64, [UInt8])] = 
             try Data(m).write(to: URL(fileURLWithPath: p))
             do {
                 let k = try openDump(path: p)
-                for f in [0x10, 0x11, 0x12, 0x13, 0x3f] as [UInt64] { _ = try? k.memory.readU64(MachAddr(f << 12)) }
+                for f in [0x10, 0x11, 0x12, 0x13, 0x3f] as [UInt64] { _ = try? k.memory.readU64(MachAddr(rawValue: f << 12)) }
                 opened += 1
             } catch is DumpError { refused += 1 }
         }

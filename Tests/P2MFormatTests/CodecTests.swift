@@ -77,7 +77,7 @@ func randomMap(_ rng: inout SplitMix, count: Int, width: EntryWidth) -> [UInt64]
             #expect(noteA.descriptor == noteB.descriptor, "round \(round)")
             let dec = try P2MNote.decode(descriptor: noteA.descriptor)
             #expect(dec.map.nrPfns == UInt64(n))
-            for p in 0..<n { #expect(dec.map.entry(PFN(UInt64(p)))?.raw == e[p], "pfn \(p) round \(round)") }
+            for p in 0..<n { #expect(dec.map.entry(PFN(rawValue: UInt64(p)))?.raw == e[p], "pfn \(p) round \(round)") }
             // Digest equals the entry-by-entry reference.
             #expect(noteA.header.mapDigest == digestOf(canonicalRuns: canonicalRunsReference(e)))
             // Digester fed in arbitrary chunks agrees.
@@ -110,14 +110,14 @@ func randomMap(_ rng: inout SplitMix, count: Int, width: EntryWidth) -> [UInt64]
         e += [150, 5000, .max, 7]                     // pfn 150 → 150 (conflict), 151 → 5000
         e += [151 | P2MEntry.foreignBit]
         let m = try P2MMap.from(entries: e, width: .eight)
-        #expect(m.m2p(MFN(105)) == .unique(PFN(5)))
-        #expect(m.m2p(MFN(1000)) == .unique(PFN(100)))
-        #expect(m.m2p(MFN(951)) == .unique(PFN(149)))
-        #expect(m.m2p(MFN(5000)) == .unique(PFN(151)))
-        #expect(m.m2p(MFN(7)) == .unique(PFN(153)))
-        #expect(m.m2p(MFN(151)) == .unique(PFN(51)))     // foreign 151 not claimed
-        #expect(m.m2p(MFN(99)) == .none)
-        if case .ambiguous(let ps) = m.m2p(MFN(150)) { #expect(Set(ps) == [PFN(50), PFN(150)]) } else { Issue.record("expected ambiguous") }
+        #expect(m.m2p(MFN(rawValue: 105)) == .unique(PFN(rawValue: 5)))
+        #expect(m.m2p(MFN(rawValue: 1000)) == .unique(PFN(rawValue: 100)))
+        #expect(m.m2p(MFN(rawValue: 951)) == .unique(PFN(rawValue: 149)))
+        #expect(m.m2p(MFN(rawValue: 5000)) == .unique(PFN(rawValue: 151)))
+        #expect(m.m2p(MFN(rawValue: 7)) == .unique(PFN(rawValue: 153)))
+        #expect(m.m2p(MFN(rawValue: 151)) == .unique(PFN(rawValue: 51)))     // foreign 151 not claimed
+        #expect(m.m2p(MFN(rawValue: 99)) == .none)
+        if case .ambiguous(let ps) = m.m2p(MFN(rawValue: 150)) { #expect(Set(ps) == [PFN(rawValue: 50), PFN(rawValue: 150)]) } else { Issue.record("expected ambiguous") }
         #expect(!m.conflicts.isEmpty)
     }
 
@@ -126,7 +126,7 @@ func randomMap(_ rng: inout SplitMix, count: Int, width: EntryWidth) -> [UInt64]
         var e = Array(UInt64(0)..<1000); e[700] = 5; e[900] = .max
         let b = try P2MMap.from(entries: e, width: .eight)
         let d = a.firstDifferences(with: b)
-        #expect(d.map(\.pfn) == [PFN(700), PFN(900)])
+        #expect(d.map(\.pfn) == [PFN(rawValue: 700), PFN(rawValue: 900)])
         #expect(a.firstDifferences(with: a).isEmpty)
     }
 
@@ -134,13 +134,13 @@ func randomMap(_ rng: inout SplitMix, count: Int, width: EntryWidth) -> [UInt64]
         let enc = P2MEncoder(width: .eight)
         try enc.append(entries: Array(1000..<1600))
         try enc.appendInvalid(count: 512 * 10 - 600)
-        let frames: [MFN?] = [MFN(77), MFN(78)] + Array(repeating: MFN(5), count: 8)
-        let note = try enc.finish(metadata: .init(source: .linearList, listVAddr: KVAddr(0xffffc90000000000),
-                                                  missingPageMFN: MFN(5), identityKnown: true), listFrames: frames)
+        let frames: [MFN?] = [MFN(rawValue: 77), MFN(rawValue: 78)] + Array(repeating: MFN(rawValue: 5), count: 8)
+        let note = try enc.finish(metadata: .init(source: .linearList, listVAddr: KVAddr(rawValue: 0xffffc90000000000),
+                                                  missingPageMFN: MFN(rawValue: 5), identityKnown: true), listFrames: frames)
         let dec = try P2MNote.decode(descriptor: note.descriptor)
         #expect(dec.header.hasFrames && dec.header.nrListFrames == 10)
-        #expect(dec.listFrames?.entry(PFN(1))?.raw == 78)
-        #expect(dec.listFrames?.entry(PFN(9))?.raw == 5)
+        #expect(dec.listFrames?.entry(PFN(rawValue: 1))?.raw == 78)
+        #expect(dec.listFrames?.entry(PFN(rawValue: 9))?.raw == 5)
         #expect(dec.header.listVAddr == 0xffffc90000000000)
         #expect(dec.header.identityKnown)
     }

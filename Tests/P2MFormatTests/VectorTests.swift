@@ -34,7 +34,7 @@ func vectorDefs() -> [VectorDef] {
     for k in 0..<8 { d += (0..<64).map { 0x30000 - UInt64(k) * 0x40 + $0 } }
     d += (0..<16).map { 0x5000 - UInt64($0) }
     d += Array(repeating: .max, count: 512 * 64 - d.count)
-    v.append(VectorDef(name: "dom0-like", description: "dom0-like: ascending chunks, 64-page chunks stepping down, a descending run, identity hole 0x9f-0xff, INVALID tail", width: .eight, entries: d, meta: .init(source: .linearList, domainID: 0, listVAddr: KVAddr(0xffffc90000000000), fllMFN: MFN(0x1da4), missingPageMFN: MFN(0x1d9f), identityPageMFN: MFN(0x1da0), identityKnown: true, crossChecked: true), frames: nil))
+    v.append(VectorDef(name: "dom0-like", description: "dom0-like: ascending chunks, 64-page chunks stepping down, a descending run, identity hole 0x9f-0xff, INVALID tail", width: .eight, entries: d, meta: .init(source: .linearList, domainID: 0, listVAddr: KVAddr(rawValue: 0xffffc90000000000), fllMFN: MFN(rawValue: 0x1da4), missingPageMFN: MFN(rawValue: 0x1d9f), identityPageMFN: MFN(rawValue: 0x1da0), identityKnown: true, crossChecked: true), frames: nil))
     // Foreign runs, repeats, a raw literal block.
     var f: [UInt64] = (0..<20).map { (0x8000 + $0) | P2MEntry.foreignBit } + (0..<5).map { (0x9000 - $0) | P2MEntry.foreignBit }
     f += Array(repeating: 0x4242, count: 30) + [0xdead_beef_0000, 0x1, 0x7777_0000_0000, 0x2, 0x3333_3333_3333]
@@ -43,7 +43,7 @@ func vectorDefs() -> [VectorDef] {
     v.append(VectorDef(name: "foreign-repeat-raw", description: "FOREIGN_ASC, FOREIGN_DESC, REPEAT, LITERAL_RAW, odd flag classes", width: .eight, entries: f, meta: .init(source: .textTable), frames: nil))
     // With a frames stream: 4 list pages.
     let fr: [UInt64] = Array(0x500..<0x700) + Array(repeating: .max, count: 2048 - 0x200)
-    v.append(VectorDef(name: "with-frames", description: "a frames stream (FRAMES flag): list page index → backing mfn", width: .eight, entries: fr, meta: .init(source: .linearList, listVAddr: KVAddr(0xffffc90000000000), missingPageMFN: MFN(0x99), identityKnown: true), frames: [MFN(0x1234), MFN(0x99), MFN(0x99), MFN(0x99)]))
+    v.append(VectorDef(name: "with-frames", description: "a frames stream (FRAMES flag): list page index → backing mfn", width: .eight, entries: fr, meta: .init(source: .linearList, listVAddr: KVAddr(rawValue: 0xffffc90000000000), missingPageMFN: MFN(rawValue: 0x99), identityKnown: true), frames: [MFN(rawValue: 0x1234), MFN(rawValue: 0x99), MFN(rawValue: 0x99), MFN(rawValue: 0x99)]))
     return v
 }
 
@@ -104,7 +104,7 @@ func decodedJSON(_ d: DecodedP2MNote, entries: [UInt64]?) -> [String: Any] {
             var sj = decodedJSON(sdec, entries: v.entries); sj["description"] = v.description
             let b = try JSONSerialization.jsonObject(with: JSONSerialization.data(withJSONObject: sj)) as? NSDictionary
             #expect(a == b, "\(v.name): decoded form differs from \(v.name).json")
-            for (p, e) in v.entries.enumerated() where p % 7 == 0 { #expect(sdec.map.entry(PFN(UInt64(p)))?.raw == e) }
+            for (p, e) in v.entries.enumerated() where p % 7 == 0 { #expect(sdec.map.entry(PFN(rawValue: UInt64(p)))?.raw == e) }
         }
     }
 
@@ -170,7 +170,7 @@ func decodedJSON(_ d: DecodedP2MNote, entries: [UInt64]?) -> [String: Any] {
         let ok = P2MEncoder(width: .four)
         try ok.append(entries: [0xC000_0000_3FFF_FFFE, .max])
         let d = try P2MNote.decode(descriptor: ok.finish(metadata: .init(source: .rawTable)).descriptor)
-        #expect(d.map.entry(PFN(0))?.raw == 0xC000_0000_3FFF_FFFE)
+        #expect(d.map.entry(PFN(rawValue: 0))?.raw == 0xC000_0000_3FFF_FFFE)
     }
 
     @Test func truncationAtEveryOffsetIsATypedError() throws {

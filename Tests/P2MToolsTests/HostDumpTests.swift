@@ -41,13 +41,14 @@ import Translation
             var o = EmitOptions(input: h.path); o.guest.domain = g.domainID; o.guest.systemMap = g.systemMap
             let r = try Emitter.emit(o)
             #expect(r.note.header.mapDigest == g.p2mDigest && r.note.header.domainID == UInt32(g.domainID), "dom\(g.domainID)")
+            #expect(try independentMapDigest(ofElfNote: r.note.elfNoteBytes) == g.p2mDigest, "dom\(g.domainID): the C decoder's digest")
             #expect(r.summary.crossCheck?.agrees == true && r.summary.crossCheck?.comparisons.map(\.source) == [.frameTree, .xenM2P], "\(String(describing: r.summary.crossCheck))")
             // The M2P alone: the same frames below max_pfn (identity reads INVALID there).
             var m = o; m.from = .auto; m.guest.systemMap = nil
             let bare = try P2MNote.decode(descriptor: try Emitter.emit(m).note.descriptor).map
             let full = try P2MNote.decode(descriptor: r.note.descriptor).map
             var differ = 0
-            for p in 0..<bare.nrPfns where bare.entry(PFN(p)) != full.entry(PFN(p)) { differ += 1 }
+            for p in 0..<bare.nrPfns where bare.entry(PFN(rawValue: p)) != full.entry(PFN(rawValue: p)) { differ += 1 }
             #expect(bare.nrPfns == g.maxPfn && differ == 0, "dom\(g.domainID): \(differ) pfns differ without symbols")
             notes.append(r.note.elfNoteBytes)
             _ = gd
@@ -169,7 +170,7 @@ import Translation
         // ... and to an address outside the direct map.
         try patch(machine: (dom4.domainAddress - dm) + 136, 0xffff_8880_0000_0000) { expectError("outside", "outside Xen's direct map") }
         // The frame table's first 2 MiB unmapped in Xen's page tables: the table is not all readable.
-        let ftL2Entry = try XenHost(dump: openDump(path: h.path)).pageTables.walk(KVAddr(0xffff_82e0_0000_0000)).steps.first { $0.level == 2 }
+        let ftL2Entry = try XenHost(dump: openDump(path: h.path)).pageTables.walk(KVAddr(rawValue: 0xffff_82e0_0000_0000)).steps.first { $0.level == 2 }
         let step = try #require(ftL2Entry)
         try patch(machine: step.tableMFN.rawValue << 12 + UInt64(step.index) * 8, 0) {
             expectError("frame table", "frame table is not all in the dump", scan: true)

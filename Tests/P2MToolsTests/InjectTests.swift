@@ -40,6 +40,7 @@ func checkReaders(_ g: GeneratedDump, path: String, expectNote: Bool) throws {
         #expect(try ContentHash.of(DumpFile.open(path: g.path)) == before)
         let found = try #require(try DumpFile.open(path: g.path).p2mNote())
         #expect(try P2MNote.decode(descriptor: found.desc).header.mapDigest == g.manifest.p2mDigest)
+        #expect(try independentMapDigest(ofElfNote: note) == g.manifest.p2mDigest)
         // A second one is refused; replace and remove work.
         #expect(throws: DumpError.self) { _ = try NoteInjector(path: g.path).run(action: .add, note: note) }
         _ = try NoteInjector(path: g.path).run(action: .replace, note: note)

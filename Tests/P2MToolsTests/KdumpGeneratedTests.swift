@@ -44,7 +44,7 @@ import Translation
         let d = try tempDir(); defer { try? FileManager.default.removeItem(atPath: d) }
         let g = try dom0(d) { $0.dom0VMCoreInfo = true }
         let elf = try openDump(path: g.path)
-        let cr3 = MachAddr(g.manifest.cr3)
+        let cr3 = MachAddr(rawValue: g.manifest.cr3)
         let want = try elf.memory.readBytes(cr3, count: 4096)
         for v: Int32 in 1...6 {
             var o = KdumpWriteOptions(); o.headerVersion = v; o.eraseinfo = v >= 5
@@ -84,7 +84,7 @@ import Translation
         let lo = gap.firstPfn.rawValue, hi = lo + gap.pfns
         var same = 0, invalidInGap = 0
         for p in 0..<(g.manifest.guestPages + 4096) {
-            let a = pm.entry(PFN(p)), b = wm.entry(PFN(p))
+            let a = pm.entry(PFN(rawValue: p)), b = wm.entry(PFN(rawValue: p))
             if p >= lo && p < hi { if a == P2MEntry(raw: .max) { invalidInGap += 1 } } else if a == b { same += 1 }
         }
         #expect(invalidInGap == 512 && same == Int(g.manifest.guestPages + 4096) - 512)

@@ -210,8 +210,8 @@ func tool(_ name: String) -> String {
         try text.write(toFile: d + "/System.map", atomically: true, encoding: .utf8)
         let t = try SymbolTable.systemMap(path: d + "/System.map")
         #expect(t.count == 95_349)
-        #expect(t.address("sym_004711_" + String(repeating: "x", count: 4711 % 20)) == KVAddr(0xffffffff81000000 + 4711 * 16))
-        #expect(t.symbol(at: KVAddr(0xffffffff81000000 + 4711 * 16 + 3))?.offset == 3)
+        #expect(t.address("sym_004711_" + String(repeating: "x", count: 4711 % 20)) == KVAddr(rawValue: 0xffffffff81000000 + 4711 * 16))
+        #expect(t.symbol(at: KVAddr(rawValue: 0xffffffff81000000 + 4711 * 16 + 3))?.offset == 3)
         // Speed is a benchmark (Tools/bench symbols), not a timed test.
     }
 }

@@ -100,6 +100,9 @@ struct RealDumpTests {
             if o == theirs[i] { same += 1 }
         }
         #expect(same == addrs.count, "\(addrs.count - same) of \(addrs.count) addresses differ (\(readable) readable by us)")
+        // Agreement alone would hold if both readers failed everywhere: the direct map inside
+        // dom0's memory and the modules' first pages are mapped, so nearly all must read.
+        #expect(readable * 10 >= addrs.count * 9, "only \(readable) of \(addrs.count) addresses were readable by us")
         // crash with the matching debug vmlinux: `sys` and `mod` read the same before and after.
         let vmlinux = realDir + "/vmlinux"
         if FileManager.default.fileExists(atPath: vmlinux) {
@@ -184,7 +187,7 @@ struct RealDumpTests {
             maddrs.append(UInt64.random(in: seg.0..<seg.1, using: &rng) & ~15)
         }
         let ours = maddrs.map { a -> String in
-            guard let b = try? kdump.memory.readBytes(MachAddr(a), count: 16) else { return "ERR" }
+            guard let b = try? kdump.memory.readBytes(MachAddr(rawValue: a), count: 16) else { return "ERR" }
             return b.map { String(format: "%02x", $0) }.joined()
         }
         let py = try runTool(["/usr/bin/python3", "-c", """
@@ -291,8 +294,8 @@ struct RealDumpTests {
         // crash registers hold the cr3 of whatever ran on CPU 0 at the panic: the shell's, not it.)
         let ksyms = try String(contentsOfFile: realDir + "/ground-truth/kallsyms.txt", encoding: .utf8)
         let topVA = try #require(ksyms.split(separator: "\n").first { $0.hasSuffix(" init_top_pgt") }.flatMap { UInt64($0.prefix(16), radix: 16) })
-        let topMFN = try #require(linux.entry(PFN((topVA - 0xffff_ffff_8000_0000) >> 12)), "init_top_pgt's pfn")
-        #expect(d0["p2mCr3"] as? String == MachAddr(topMFN.raw << 12).description, "vs init_top_pgt's frame as Linux answered")
+        let topMFN = try #require(linux.entry(PFN(rawValue: (topVA - 0xffff_ffff_8000_0000) >> 12)), "init_top_pgt's pfn")
+        #expect(d0["p2mCr3"] as? String == MachAddr(rawValue: topMFN.raw << 12).description, "vs init_top_pgt's frame as Linux answered")
         let truthHead = try String(contentsOfFile: realDir + "/ground-truth/p2mtruth.txt", encoding: .utf8).prefix(200)
         #expect(truthHead.contains("xen_p2m_addr=" + ((d0["p2mVaddr"] as? String)?.dropFirst(2) ?? "?")), "p2m_vaddr vs Linux's xen_p2m_addr: \(truthHead)")
         // The M2P's map equals Linux's answer for every pfn below max_pfn (identity reads INVALID there).
@@ -304,7 +307,7 @@ struct RealDumpTests {
         #expect(m.nrPfns == UInt64((d0["maxPfn"] as? String).flatMap { UInt64($0.dropFirst(2), radix: 16) } ?? 0))
         var bad = 0
         for p in 0..<m.nrPfns {
-            let l = linux.entry(PFN(p)), x = m.entry(PFN(p))
+            let l = linux.entry(PFN(rawValue: p)), x = m.entry(PFN(rawValue: p))
             let want = l?.kind == .mfn ? l : P2MEntry(raw: .max)
             if x != want { bad += 1; if bad < 4 { Issue.record("pfn 0x\(String(p, radix: 16)): M2P \(String(describing: x)), Linux \(String(describing: l))") } }
         }
@@ -366,8 +369,8 @@ struct RealDumpTests {
             let full = try P2MNote.decode(descriptor: r.note.descriptor).map
             var differ = 0, invalidBelowMax = 0
             for p in 0..<b.nrPfns {
-                let e = b.entry(PFN(p))
-                if e != full.entry(PFN(p)) { differ += 1 }
+                let e = b.entry(PFN(rawValue: p))
+                if e != full.entry(PFN(rawValue: p)) { differ += 1 }
                 if e?.raw == .max { invalidBelowMax += 1 }
             }
             #expect(b.nrPfns > 0 && differ == 0, "\(name): the symbol-less note differs from the full one in \(differ) pfns below max_pfn")

@@ -44,25 +44,25 @@ final class FakeMemory: MachineMemory {
     @Test func fourKiB2MiB1GiBAndErrors() throws {
         let m = mem()
         let w = PageTableWalker(memory: m)
-        let root = MachAddr(0x10 << 12)
+        let root = MachAddr(rawValue: 0x10 << 12)
         let k = KernelPageTables(walker: w, root: root)
-        #expect(try k.translate(KVAddr(0xffffffff80005123)) == MachAddr(0x99123))
-        let r = try k.walk(KVAddr(0xffffffff80005123))
+        #expect(try k.translate(KVAddr(rawValue: 0xffffffff80005123)) == MachAddr(rawValue: 0x99123))
+        let r = try k.walk(KVAddr(rawValue: 0xffffffff80005123))
         #expect(r.steps.map(\.level) == [4, 3, 2, 1] && r.pageSize == 4096)
-        #expect(try k.translate(KVAddr(0xffffffff80212345)) == MachAddr(0x212345))
-        #expect(try k.translate(KVAddr(0xffffffffc0123456)) == MachAddr(0x40123456))
-        #expect(try k.readU64(KVAddr(0xffffffff80005000)) == 0x1122334455667788)
-        do { _ = try k.translate(KVAddr(0xffffffff80006000)); Issue.record("mapped?") }
+        #expect(try k.translate(KVAddr(rawValue: 0xffffffff80212345)) == MachAddr(rawValue: 0x212345))
+        #expect(try k.translate(KVAddr(rawValue: 0xffffffffc0123456)) == MachAddr(rawValue: 0x40123456))
+        #expect(try k.readU64(KVAddr(rawValue: 0xffffffff80005000)) == 0x1122334455667788)
+        do { _ = try k.translate(KVAddr(rawValue: 0xffffffff80006000)); Issue.record("mapped?") }
         catch let e as WalkError { #expect(e.level == 1 && e.description.contains("not present")) }
-        do { _ = try k.translate(KVAddr(0x0000900000000000)); Issue.record("mapped?") }
+        do { _ = try k.translate(KVAddr(rawValue: 0x0000900000000000)); Issue.record("mapped?") }
         catch let e as WalkError { #expect(e.level == 4) }
-        #expect(throws: WalkError.self) { _ = try k.translate(KVAddr(0x8000000000000000)) }   // non-canonical
+        #expect(throws: WalkError.self) { _ = try k.translate(KVAddr(rawValue: 0x8000000000000000)) }   // non-canonical
         // The PT page behind an address (level 2's entry), and none behind a 2 MiB page.
-        #expect(try w.frame(for: 0xffffffff80005123, atLevel: 2, root: root, form: .x86_64) == MFN(0x13))
+        #expect(try w.frame(for: 0xffffffff80005123, atLevel: 2, root: root, form: .x86_64) == MFN(rawValue: 0x13))
         #expect(try w.frame(for: 0xffffffff80212345, atLevel: 2, root: root, form: .x86_64) == nil)
         // Table pages are cached: repeated walks read no more memory.
         let before = m.reads
-        for _ in 0..<100 { _ = try k.translate(KVAddr(0xffffffff80005123)) }
+        for _ in 0..<100 { _ = try k.translate(KVAddr(rawValue: 0xffffffff80005123)) }
         #expect(m.reads == before)
     }
 
@@ -70,7 +70,7 @@ final class FakeMemory: MachineMemory {
         let m = FakeMemory()
         m.set(0x10, 511, (0x77 << 12) | t)          // PUD frame 0x77 absent from the dump
         let w = PageTableWalker(memory: m)
-        #expect(throws: DumpError.self) { _ = try w.translate(0xffffffff80000000, root: MachAddr(0x10 << 12), form: .x86_64) }
+        #expect(throws: DumpError.self) { _ = try w.translate(0xffffffff80000000, root: MachAddr(rawValue: 0x10 << 12), form: .x86_64) }
     }
 
     /// Xen's frame-list tree is the same walker with form {12, 9, 9, 9} and bare frame numbers:
@@ -82,10 +82,10 @@ final class FakeMemory: MachineMemory {
         m.set(0x22, 7, 0xabc)           // pfn 2^18 + 3·512 + 7 → mfn 0xabc
         let w = PageTableWalker(memory: m)
         let pfn: UInt64 = (1 << 18) + 3 * 512 + 7
-        #expect(try w.translate(pfn << 12 | 0x123, root: MachAddr(0x20 << 12), form: .xenFrameTree) == MachAddr(0xabc123))
-        #expect(try w.frame(for: pfn << 12, atLevel: 2, root: MachAddr(0x20 << 12), form: .xenFrameTree) == MFN(0x22))
+        #expect(try w.translate(pfn << 12 | 0x123, root: MachAddr(rawValue: 0x20 << 12), form: .xenFrameTree) == MachAddr(rawValue: 0xabc123))
+        #expect(try w.frame(for: pfn << 12, atLevel: 2, root: MachAddr(rawValue: 0x20 << 12), form: .xenFrameTree) == MFN(rawValue: 0x22))
         // An empty slot (0) is "no frame", an error naming the level, not a read of frame 0.
-        do { _ = try w.translate(5 << 12, root: MachAddr(0x20 << 12), form: .xenFrameTree); Issue.record("mapped?") }
+        do { _ = try w.translate(5 << 12, root: MachAddr(rawValue: 0x20 << 12), form: .xenFrameTree); Issue.record("mapped?") }
         catch let e as WalkError { #expect(e.level == 3 && e.description.contains("no frame")) }
     }
 
@@ -94,15 +94,15 @@ final class FakeMemory: MachineMemory {
         try "ffffffff81000000 T _text\nffffffff81800000 R linux_banner\n".write(toFile: d, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: d) }
         let s = try SymbolTable.systemMap(path: d)
-        #expect(s.address("linux_banner") == KVAddr(0xffffffff81800000))
-        #expect(s.symbol(at: KVAddr(0xffffffff81800010))?.symbol.name == "linux_banner")
+        #expect(s.address("linux_banner") == KVAddr(rawValue: 0xffffffff81800000))
+        #expect(s.symbol(at: KVAddr(rawValue: 0xffffffff81800010))?.symbol.name == "linux_banner")
         #expect(s.lookup("linux_banner")?.type == "R")
         try "ffffffff81000000 T _text\ngarbage line\n".write(toFile: d, atomically: true, encoding: .utf8)
         do { _ = try SymbolTable.systemMap(path: d); Issue.record("accepted") } catch { #expect("\(error)".contains("line 2")) }
         // KASLR: image symbols move by KERNELOFFSET, others stay.
         let r = s.relocated(by: 0x2000000)
-        #expect(r.address("linux_banner") == KVAddr(0xffffffff83800000))
-        #expect(KernelRegion.of(KVAddr(0xffffc90000000000)) == .vmalloc)
-        #expect(KernelRegion.of(KVAddr(0xffffffffa003a040)) == .modules)
+        #expect(r.address("linux_banner") == KVAddr(rawValue: 0xffffffff83800000))
+        #expect(KernelRegion.of(KVAddr(rawValue: 0xffffc90000000000)) == .vmalloc)
+        #expect(KernelRegion.of(KVAddr(rawValue: 0xffffffffa003a040)) == .modules)
     }
 }

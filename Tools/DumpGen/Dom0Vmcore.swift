@@ -1,5 +1,6 @@
 // A Xen dom0 kdump vmcore as Xen 4.17's kexec path, kexec-tools and the crash kernel's
-// /proc/vmcore leave it (shared/reference/formats.md §2, §4.1, §4.2; real-dumps.md):
+// /proc/vmcore leave it (Xen's xen/common/kexec.c, kexec-tools'
+// kexec/crashdump-xen.c, Linux fs/proc/vmcore.c; checked against Tools/real-dump's dumps):
 // ELF64 ET_CORE, program headers right after the ELF header, one PT_NOTE first at the next
 // page boundary (p_align 0), the notes zero-padded to a page, then PT_LOADs of *machine*
 // memory at page-aligned offsets (p_paddr = machine address, p_vaddr = kexec-tools'
@@ -21,7 +22,7 @@ public struct Dom0DumpOptions: Sendable {
     public var dom0VMCoreInfo = false
     public var kernel = KernelOptions()
     /// `makedumpfile -E` layout: notes right after the program headers, PT_LOAD data right
-    /// after the notes, offsets not page-aligned (formats.md §4.6): no slack at all.
+    /// after the notes, offsets not page-aligned (makedumpfile's elf_info.c): no slack at all.
     public var makedumpfileELayout = false
     /// PT_LOADs only over the frames that hold something (as `makedumpfile -E -d 1` splits them
     /// around excluded zero pages): a dump of a few hundred KiB, for fuzz seeds.

@@ -330,7 +330,8 @@ public final class GuestKernel {
 
     /// The 3-level mfn tree Linux still publishes (p2m_top_mfn → mid pages → leaf frames).
     /// Identity leaves are recorded with the identity page's frame, so through the tree they
-    /// read like missing ones (formats.md §1.3).
+    /// read like missing ones (Linux arch/x86/xen/p2m.c: p2m_mid_identity_mfn is built from
+    /// p2m_identity's frame, as p2m_mid_missing_mfn from p2m_missing's).
     private func buildFrameTree() throws {
         guard layout.nrPfns <= 1 << 27 else { return }   // beyond MAX_P2M_PFN: linear list only
         hasFrameTree = true

@@ -82,7 +82,7 @@ public struct P2MLayout: Sendable {
         let off = pfn - starts[lo]
         switch segments[lo] {
         case .invalid: return .invalid
-        case .identity: return .identity(PFN(pfn))
+        case .identity: return .identity(PFN(rawValue: pfn))
         case .ascending(let f, _): return P2MEntry(raw: f + off)
         case .descending(let f, _): return P2MEntry(raw: f - off)
         case .literal(let v): return P2MEntry(raw: v[Int(off)])

@@ -1,4 +1,4 @@
-// An `xl dump-core` file of a PV domU (Xen docs/misc/dump-core-format.txt; formats.md §3):
+// An `xl dump-core` file of a PV domU (Xen docs/misc/dump-core-format.txt, tools/libs/guest/xg_core.c):
 // ELF64 ET_CORE with section headers only (e_phnum 0, e_shoff 64), `.note.Xen` with libxc's
 // fixed 16-byte-header notes, `.xen_prstatus` (vcpu_guest_context), `.xen_shared_info`,
 // `.xen_pages` (page-aligned), `.xen_p2m` (pfn, gmfn pairs in pfn order), `.shstrtab`.
@@ -69,7 +69,7 @@ extension DumpGenerator {
         ctx.replaceSubrange(ctrlregOffset..<ctrlregOffset + 8, with: u64le(cr0))
         ctx.replaceSubrange(ctrlregOffset + 24..<ctrlregOffset + 32, with: u64le(pml4Mfn << 12))
         ctx.replaceSubrange(ctrlregOffset + 32..<ctrlregOffset + 40, with: u64le(cr4))
-        // .xen_shared_info: arch fields at 0xC10 (formats.md §1.5). A modern domU has no tree.
+        // .xen_shared_info: arch fields at 0xC10 (public/arch-x86/xen.h, struct arch_shared_info). A modern domU has no tree.
         var shared = [UInt8](repeating: 0, count: 4096)
         // arch.max_pfn is xen_p2m_last_pfn (arch/x86/xen/p2m.c): the initial p2m size, i.e. the
         // guest's last populated pfn rounded up to a p2m page, not the 2^27-slot list.

@@ -114,7 +114,7 @@ struct FormatBench: ParsableCommand {
         var hits = 0
         let lookups = 10_000_000
         let (_, m2pT) = time {
-            for i in 0..<lookups { if case .unique = dec.map.m2p(MFN(probes[i & (probes.count - 1)])) { hits += 1 } }
+            for i in 0..<lookups { if case .unique = dec.map.m2p(MFN(rawValue: probes[i & (probes.count - 1)])) { hits += 1 } }
         }
         print(String(format: "m2p: %d lookups in %.2f s = %.1f M/s (target ≥ 10 M/s), %d unique hits", lookups, m2pT, Double(lookups) / m2pT / 1e6, hits))
     }
@@ -144,7 +144,7 @@ struct EmitBench: ParsableCommand {
             // Only the list's own pages: the shared missing/identity pages are one frame each.
             if k % 512 == 0, let pt = try? view.walker.frame(for: va.rawValue + k * 4096, atLevel: 2, root: view.root, form: .x86_64),
                pt == shared.missingPte { continue }
-            guard let m = try? view.pageTables.translate(KVAddr(va.rawValue + k * 4096)),
+            guard let m = try? view.pageTables.translate(KVAddr(rawValue: va.rawValue + k * 4096)),
                   m.mfn() != shared.missing, m.mfn() != shared.identity else { continue }
             try page.withUnsafeMutableBytes { try mem.read(m, into: $0) }
             fh?.write(Data(page))
@@ -224,7 +224,7 @@ struct AnalyzeBench: ParsableCommand {
             var found = false
             var buf = [UInt64](repeating: 0, count: 512)
             while page < (size * 8 + 4095) / 4096 && !found {
-                let ma = try view.pageTables.translate(KVAddr(va.rawValue + page * 4096))
+                let ma = try view.pageTables.translate(KVAddr(rawValue: va.rawValue + page * 4096))
                 try buf.withUnsafeMutableBytes { try mem.read(ma, into: $0) }
                 scanBytes += 4096
                 if buf.contains(m) { found = true }
@@ -232,7 +232,7 @@ struct AnalyzeBench: ParsableCommand {
             }
             if cache.count == 512 { cache.removeFirst() }
             cache.append((m, m))
-            expectTrue(map.m2p(MFN(m)) != .none)
+            expectTrue(map.m2p(MFN(rawValue: m)) != .none)
         }
         let perLookup = Double(scanBytes) / Double(probes.count)
         print(String(format: "m2p cold lookup: crash-style scan reads %.0f bytes on average; p2mnote reads 0 per lookup (%.0f bytes once, for the note): %.0f× fewer over %d lookups (target ≥ 1000×)",
@@ -293,7 +293,7 @@ struct KdumpBench: ParsableCommand {
             let (_, rt) = try time {
                 for _ in 0..<10_000 {
                     let f = frames[Int(rng.below(UInt64(frames.count)))]   // stored frames only (zero pages are excluded)
-                    try? buf.withUnsafeMutableBytes { try k.memory.read(MachAddr(f << 12), into: $0) }
+                    try? buf.withUnsafeMutableBytes { try k.memory.read(MachAddr(rawValue: f << 12), into: $0) }
                 }
             }
             var e = EmitOptions(input: kd); e.guest.systemMap = g.systemMapPath; e.compare = false
@@ -346,7 +346,7 @@ struct KdumpReadBench: ParsableCommand {
             let (_, mine) = time {
                 for f in frames {
                     do {
-                        try buf.withUnsafeMutableBytes { try k.memory.read(MachAddr(f << 12), into: $0) }
+                        try buf.withUnsafeMutableBytes { try k.memory.read(MachAddr(rawValue: f << 12), into: $0) }
                         for i in stride(from: 0, to: 4096, by: 64) { sum &+= UInt64(buf[i]) &+ UInt64(i) &* UInt64(buf[i + 1]) }
                     } catch { failed += 1 }
                 }

@@ -324,6 +324,28 @@ class Root(NamedTuple):
 # The dump
 
 
+# x86-64 struct user_regs_struct, the order of an NT_PRSTATUS's pr_reg.
+REGISTER_NAMES = (
+    "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx",
+    "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base", "gs_base", "ds",
+    "es", "fs", "gs",
+)
+
+
+@dataclass(frozen=True)
+class Registers:
+    """One guest CPU's registers at the crash (p2mnote_registers)."""
+
+    cpu: Optional[int]  # the guest's CPU number, None when it could not be told
+    pcpu: Optional[int]  # the physical CPU whose Xen stack held them
+    running: bool  # the vCPU was on a physical CPU at the crash
+    source: str  # where they came from
+    values: Tuple[int, ...]  # REGISTER_NAMES order
+
+    def __getitem__(self, name: str) -> int:
+        return self.values[REGISTER_NAMES.index(name)]
+
+
 class Dump:
     """One open dump (and one guest in it). Use :func:`open`. A context manager; :meth:`close`
     frees the handle (calls in flight on other threads finish first). Calls on one handle are
@@ -629,6 +651,31 @@ class Dump:
         if not text.startswith(b"OSRELEASE=") or b"\0" in text:
             return None
         return text
+
+    def registers(self) -> List[Registers]:
+        """The guest's registers at the crash, one set per guest CPU the dump holds (Xen's
+        per-CPU stacks, an xl dump-core's vCPU contexts, struct vcpu); raises FormatError when
+        the dump records none of this guest's."""
+        count = ctypes.c_size_t()
+        out: List[Registers] = []
+        h = self._enter()
+        try:
+            _check(self._lib.p2mnote_registers(h, 0, None, ctypes.byref(count)))
+            for i in range(count.value):
+                r = _lib.Registers()
+                _check(self._lib.p2mnote_registers(h, i, ctypes.byref(r), ctypes.byref(count)))
+                out.append(
+                    Registers(
+                        None if r.cpu < 0 else r.cpu,
+                        None if r.pcpu < 0 else r.pcpu,
+                        bool(r.flags & 1),
+                        _text(r.source),
+                        tuple(r.regs),
+                    )
+                )
+        finally:
+            self._leave()
+        return out
 
     def command(self, line: str) -> Any:
         """Run one p2m-analyze command line; returns its parsed JSON envelope

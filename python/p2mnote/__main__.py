@@ -14,7 +14,7 @@ import json
 import os
 import runpy
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 import p2mnote
 
@@ -52,6 +52,20 @@ examples:
   %(prog)s dom0.vmcore --vmlinux vmlinux
   %(prog)s dom0.vmcore --vmlinux vmlinux -e 'print(prog["init_uts_ns"].name.release)'
   %(prog)s dom0.vmcore --vmlinux vmlinux -s ps.py -v
+"""
+
+CRASH_EPILOG = """\
+Every crash command drgn's compatibility mode provides (`help` lists them): bt (of the
+panicking task; -a every CPU), ps, sys, mod, log, kmem -i, task, files, ... The registers of each
+guest CPU at the crash come from Xen's per-CPU stacks (a dom0 kdump, a host dump's guests) or the
+xl dump-core's vCPU contexts. A failed command is reported on stderr and the session goes on;
+the exit status is 1 when any command failed.
+
+examples:
+  %(prog)s dom0.vmcore vmlinux
+  %(prog)s host.vmcore vmlinux --domain 1
+  echo 'bt' | %(prog)s dom0.vmcore vmlinux
+  %(prog)s dom0.vmcore vmlinux -i commands.txt
 """
 
 INFO_EPILOG = """\
@@ -140,6 +154,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     g.add_argument("-e", "--exec", metavar="CODE", help="run CODE (with drgn's helpers imported) instead of a shell")
 
+    c = sub.add_parser(
+        "crash",
+        help="drgn's crash-compatible session on the dump (bt, ps, mod, log, kmem, ...)",
+        description="A crash-compatible session on a Xen PV dump: drgn's crash compatibility "
+        "mode over the dump's memory, with each CPU's registers at the crash. Interactive on a "
+        "terminal (with history); commands from -i FILE, then from stdin when it is not a terminal.",
+        epilog=CRASH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _dump_options(c, vmlinux_required=False)
+    c.add_argument("vmlinux_arg", nargs="?", metavar="VMLINUX", help="the guest kernel's debug vmlinux (as crash takes it; or --vmlinux)")
+    c.add_argument("-i", dest="input", metavar="FILE", help="run the commands in FILE first (as crash -i)")
+    c.add_argument("--debug-info", metavar="FILE", action="append", default=[], help="another file with debug info (a module's .ko); repeatable")
+
     i = sub.add_parser(
         "info",
         help="what the dump is: container, root, p2m, banner",
@@ -223,7 +251,7 @@ def _info(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _drgn(args: argparse.Namespace) -> int:
+def _drgn_program(args: argparse.Namespace) -> "drgn.Program":
     try:
         import drgn
         import p2mnote.drgn as pdrgn
@@ -252,7 +280,13 @@ def _drgn(args: argparse.Namespace) -> int:
         if isinstance(e, p2mnote.P2MNoteError):
             raise
         raise _Fail(f"{args.dump}: drgn: {e}")
+    return prog
 
+
+def _drgn(args: argparse.Namespace) -> int:
+    import drgn
+
+    prog = _drgn_program(args)
     if args.script:
         script, *rest = args.script
         if not os.path.isfile(script):
@@ -291,6 +325,58 @@ def _drgn(args: argparse.Namespace) -> int:
     return 0
 
 
+def _crash(args: argparse.Namespace) -> int:
+    if args.vmlinux_arg is not None:
+        if args.vmlinux is not None and args.vmlinux != args.vmlinux_arg:
+            raise _Fail("give the vmlinux once (VMLINUX or --vmlinux)")
+        args.vmlinux = args.vmlinux_arg
+    if args.vmlinux is None:
+        raise _Fail("crash's commands need the kernel's debug info: give the debug vmlinux (VMLINUX or --vmlinux)")
+    prog = _drgn_program(args)
+    import drgn
+
+    try:
+        import drgn.cli
+        from drgn.commands import _crash as crash_mode
+        from drgn.commands._crash.common import CRASH_COMMAND_NAMESPACE
+    except ImportError as e:
+        raise _Fail(f"drgn {getattr(drgn, '__version__', '?')} has no crash compatibility mode ({e}); drgn >= 0.3.0 is needed")
+    drgn.set_default_prog(prog)
+    g = drgn.cli.default_globals(prog)
+    failures = 0
+
+    def run(lines: Iterable[str], where: str) -> bool:
+        """Run crash command lines; False when one of them ended the session (q, exit)."""
+        nonlocal failures
+        for n, line in enumerate(lines, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            try:
+                CRASH_COMMAND_NAMESPACE.run(prog, line, globals=g)
+            except crash_mode._ExitCrash:
+                return False
+            except Exception as e:  # one command's failure is reported; the session goes on
+                failures += 1
+                print(f"crash: {where}:{n}: {line}: {e}", file=sys.stderr)
+            sys.stdout.flush()
+        return True
+
+    if args.input is not None:
+        try:
+            with open(args.input, encoding="utf-8", errors="replace") as f:
+                lines = f.read().splitlines()
+        except OSError as e:
+            raise _Fail(f"{args.input}: {e.strerror}")
+        if not run(lines, args.input):
+            return 1 if failures else 0
+    if sys.stdin.isatty():
+        crash_mode._cmd_crash(prog, "crash", "", globals=g)
+    else:
+        run(sys.stdin.read().splitlines(), "<stdin>")
+    return 1 if failures else 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -308,6 +394,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if args.command == "info":
             return _info(args)
+        if args.command == "crash":
+            return _crash(args)
         return _drgn(args)
     except p2mnote.P2MNoteError as e:
         print(f"p2mnote: {e.message}", file=sys.stderr)

@@ -154,10 +154,28 @@ class Walk(Structure):
     ]
 
 
+class Registers(Structure):
+    """struct p2mnote_registers"""
+
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("flags", c_uint32),
+        ("cpu", ctypes.c_int32),
+        ("pcpu", ctypes.c_int32),
+        ("source", c_char_p),
+        ("regs", c_uint64 * 27),
+    ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.struct_size = ctypes.sizeof(Registers)
+
+
 # The sizes abi.c pins with _Static_assert; a mismatch is a defect of this file.
 assert ctypes.sizeof(OpenOptions) == 48, ctypes.sizeof(OpenOptions)
 assert ctypes.sizeof(Info) == 56, ctypes.sizeof(Info)
 assert ctypes.sizeof(WalkStep) == 24, ctypes.sizeof(WalkStep)
+assert ctypes.sizeof(Registers) == 24 + 27 * 8, ctypes.sizeof(Registers)
 assert ctypes.sizeof(Walk) == 40 + 5 * 24, ctypes.sizeof(Walk)
 assert ctypes.sizeof(c_int) == 4
 
@@ -200,6 +218,7 @@ PROTOTYPES = {
     # char ** out: a c_void_p so that the pointer survives for p2mnote_free (a c_char_p would be
     # converted to bytes and the address lost).
     "p2mnote_command": (p2mnote_status, [p2mnote_p, c_char_p, POINTER(c_void_p)]),
+    "p2mnote_registers": (p2mnote_status, [p2mnote_p, c_size_t, POINTER(Registers), POINTER(c_size_t)]),
 }
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import struct
 from collections import OrderedDict
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
@@ -182,23 +183,73 @@ def choose_vmcoreinfo(dump: "_p2mnote.Dump") -> "tuple[bytes, str]":
     return v.text, v.origin
 
 
+def _note(name: bytes, ntype: int, desc: bytes) -> bytes:
+    name += b"\0"
+
+    def pad(b: bytes) -> bytes:
+        return b + b"\0" * (-len(b) % 4)
+
+    return struct.pack("<III", len(name), len(desc), ntype) + pad(name) + pad(desc)
+
+
+def _prstatus(pid: int, values: "tuple[int, ...]") -> bytes:
+    """An x86-64 struct elf_prstatus (336 bytes): pr_pid at 32, pr_reg (27 words) at 112."""
+    b = bytearray(336)
+    struct.pack_into("<I", b, 32, pid)
+    struct.pack_into("<27Q", b, 112, *values)
+    return bytes(b)
+
+
+def registers_core(vmcoreinfo: bytes, registers: "list[_p2mnote.Registers]") -> bytes:
+    """A small ELF core (ET_CORE, x86-64, one PT_NOTE, no memory) holding the guest's VMCOREINFO
+    and one NT_PRSTATUS per guest CPU with pr_pid = cpu + 1, which is how drgn finds a running
+    task's registers in a kernel core (drgn_program_find_prstatus). drgn 0.3.0 has no other way
+    to be given them: ``set_linux_kernel_custom`` programs have no notes, so the crashed
+    thread's stack trace and ``bt`` fail with "registers for CPU N were not saved"."""
+    # CRASHTIME would make drgn read the guest's crash_notes instead (empty under Xen).
+    vi = b"\n".join(l for l in vmcoreinfo.split(b"\n") if not l.startswith(b"CRASHTIME="))
+    notes = _note(b"VMCOREINFO", 0, vi)
+    for r in registers:
+        notes += _note(b"CORE", 1, _prstatus(r.cpu + 1, r.values))
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8
+    ehdr = ident + struct.pack("<HHIQQQIHHHHHH", 4, 62, 1, 0, 64, 0, 0, 64, 56, 1, 0, 0, 0)
+    phdr = struct.pack("<IIQQQQQQ", 4, 0, 120, 0, 0, len(notes), 0, 4)
+    return ehdr + phdr + notes
+
+
 def attach(
     prog: "_drgn.Program",
     dump: "_p2mnote.Dump",
     vmcoreinfo: Optional[bytes] = None,
     cache_pages: int = 8192,
+    registers: bool = True,
 ) -> "_drgn.Program":
     """Make ``prog`` (a new drgn Program with an x86_64 platform) a Linux kernel program over
     ``dump``'s memory, without loading debug info. ``vmcoreinfo`` defaults to
-    :func:`choose_vmcoreinfo`'s. Returns ``prog``."""
+    :func:`choose_vmcoreinfo`'s. With ``registers`` (and the dump holding them:
+    :meth:`p2mnote.Dump.registers`), each guest CPU's registers at the crash are given to drgn,
+    so that ``prog.crashed_thread().stack_trace()`` and crash's ``bt`` work. Returns ``prog``."""
     source = "given"
     if vmcoreinfo is None:
         vmcoreinfo, source = choose_vmcoreinfo(dump)
-    # Must come first: set_linux_kernel_custom refuses a program whose memory is initialised
-    # ("program memory was already initialized"), and it adds drgn's page-table reader over the
-    # whole virtual space, which the kernel-half segment below then overrides (later segments
-    # win in drgn's memory reader).
-    prog.set_linux_kernel_custom(vmcoreinfo, False)
+    regs: "list[_p2mnote.Registers]" = []
+    if registers:
+        try:
+            regs = [r for r in dump.registers() if r.cpu is not None]
+        except _p2mnote.P2MNoteError:
+            regs = []
+    # Must come first: both refuse a program whose memory is initialised ("program memory was
+    # already initialized"), and both add drgn's page-table reader over the whole virtual space,
+    # which the kernel-half segment below then overrides (later segments win in drgn's reader).
+    if regs:
+        fd = os.memfd_create("p2mnote-registers", os.MFD_CLOEXEC)
+        core = registers_core(vmcoreinfo, regs)
+        view = memoryview(core)
+        while view:
+            view = view[os.write(fd, view) :]
+        prog.set_core_dump(fd)  # drgn owns fd from here
+    else:
+        prog.set_linux_kernel_custom(vmcoreinfo, False)
     nr_pfns = dump.p2m().nr_pfns
     kvirt = PageCache(dump, "kvirt", capacity=cache_pages)
     pphys = PageCache(dump, "pphys", capacity=cache_pages)
@@ -210,6 +261,7 @@ def attach(
     prog.config["p2mnote.kvirt_cache"] = kvirt
     prog.config["p2mnote.pphys_cache"] = pphys
     prog.config["p2mnote.vmcoreinfo_source"] = source
+    prog.config["p2mnote.registers"] = regs
     return prog
 
 

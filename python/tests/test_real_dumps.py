@@ -73,6 +73,8 @@ class _RealDump:
     after_tail_last: Optional[str] = None
     # A crashed host's dump holds several guests: which one (None: the dump's own).
     domain: Optional[int] = None
+    # Whether this guest panicked (the dom0 of a kdump: `echo c > /proc/sysrq-trigger`).
+    panicked = False
 
     @classmethod
     def setUpClass(cls) -> None:
@@ -136,6 +138,77 @@ class _RealDump:
             self.assertEqual(after, [], "lines after the recorded tail")
         else:
             self.assertEqual(strip(after[-1]), self.after_tail_last)
+
+    # -- registers at the crash (Xen's per-CPU stacks, .xen_prstatus) --
+
+    def _frames(self, trace) -> List[str]:
+        return [f.name or "?" for f in trace]
+
+    def test_registers_and_every_cpus_backtrace(self) -> None:
+        """Each guest CPU the dump holds registers for unwinds from them: its current task's
+        trace starts where those registers point, and reaches the task's stack base."""
+        from drgn.helpers.linux.cpumask import for_each_online_cpu, for_each_possible_cpu
+        from drgn.helpers.linux.sched import cpu_curr
+
+        regs = self.lib.registers()
+        self.assertTrue(regs, "no register set")
+        online = set(for_each_online_cpu(self.prog))
+        cpus = [r.cpu for r in regs if r.cpu is not None]
+        # Every CPU online at the crash has its set (a CPU that panic() was stopping may be
+        # offline already and still have one), each CPU once, each a possible CPU.
+        self.assertEqual(len(cpus), len(set(cpus)), [(r.cpu, r.source) for r in regs])
+        self.assertLessEqual(online, set(cpus), [(r.cpu, r.source) for r in regs])
+        self.assertLessEqual(set(cpus), set(for_each_possible_cpu(self.prog)))
+        for r in regs:
+            task = cpu_curr(self.prog, r.cpu)
+            trace = self.prog.stack_trace(task)
+            self.assertGreater(len(trace), 1, f"CPU {r.cpu}: {self._frames(trace)}")
+            self.assertEqual(trace[0].pc, r["rip"], f"CPU {r.cpu}: the trace starts at the saved rip")
+            # The unwind reaches that task's own kernel stack (it may start on the CPU's IRQ
+            # stack: a CPU that panic() was stopping took the IPI in an interrupt).
+            stack = task.stack.value_()
+            sps = [f.sp for f in trace]
+            self.assertTrue(any(stack <= sp < stack + (16 << 10) for sp in sps),
+                            f"CPU {r.cpu}: no frame on {task.comm.string_()}'s stack {stack:#x}: {[hex(x) for x in sps]}")
+
+    def test_crashed_thread_backtrace(self) -> None:
+        if not self.panicked:
+            with self.assertRaises(LookupError):  # panic_cpu is -1: nothing crashed here
+                self.prog.crashed_thread()
+            return
+        names = self._frames(self.prog.crashed_thread().stack_trace())
+        # The panic went through sysrq (the recorded dmesg says "sysrq: Trigger a crash"), then
+        # panic() kexec'd into Xen through a hypercall.
+        self.assertIn("panic", names)
+        self.assertIn("sysrq_handle_crash", names)
+        self.assertLess(names.index("panic"), names.index("sysrq_handle_crash"), names)
+        self.assertTrue(names[0].startswith("xen_") or "hypercall" in names[0], names)
+
+    def test_every_tasks_backtrace(self) -> None:
+        from drgn.helpers.linux.pid import for_each_task
+
+        failed = []
+        for t in for_each_task(self.prog):
+            try:
+                if len(self.prog.stack_trace(t)) == 0:
+                    failed.append((t.pid.value_(), "empty"))
+            except Exception as e:  # noqa: BLE001 - each failure is reported
+                failed.append((t.pid.value_(), str(e)))
+        self.assertEqual(failed, [])
+
+    def test_crash_bt_all(self) -> None:
+        import contextlib
+        import io
+
+        from drgn.commands import run_command
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            run_command(self.prog, "crash bt -a")
+        text = out.getvalue()
+        for r in self.lib.registers():
+            self.assertIn(f"CPU: {r.cpu}", text)
+        self.assertNotIn("were not saved", text)
 
     def test_banner_and_utsname_equal_uname(self) -> None:
         with open(os.path.join(self.gt, "uname.txt")) as f:
@@ -313,6 +386,7 @@ class _RealDump:
 class RealDom0Vmcore(_RealDump, unittest.TestCase):
     dump = "dom0.vmcore"
     truth = "ground-truth"
+    panicked = True
     after_tail_first = ["sysrq: Trigger a crash", "Kernel panic - not syncing: sysrq triggered crash"]
     after_tail_last = "Kernel Offset: disabled"
 
@@ -320,6 +394,7 @@ class RealDom0Vmcore(_RealDump, unittest.TestCase):
 class RealDom0KdumpCompressedD31(_RealDump, unittest.TestCase):
     dump = "dom0.kdump-c-d31"
     truth = "ground-truth"
+    panicked = True
     after_tail_first = RealDom0Vmcore.after_tail_first
     after_tail_last = RealDom0Vmcore.after_tail_last
     # Dump level 31 drops free, cache and zero pages: the freed init text and data are free
@@ -346,6 +421,7 @@ class RealHostDom0(_RealDump, unittest.TestCase):
     dump = "host.vmcore"
     truth = "ground-truth/host"
     domain = 0
+    panicked = True
     after_tail_first = RealDom0Vmcore.after_tail_first
     after_tail_last = RealDom0Vmcore.after_tail_last
 
@@ -361,6 +437,52 @@ class RealHostDomU2(_RealDump, unittest.TestCase):
     dump = "host.vmcore"
     truth = "ground-truth/host/domu2"
     domain = 2
+
+
+class RealCrashSession(unittest.TestCase):
+    """`p2mnote crash DUMP VMLINUX` with crash's first commands piped in, as a crash user types
+    them, judged against what the live system recorded."""
+
+    dump = "dom0.vmcore"
+    truth = "ground-truth"
+
+    def test_sys_ps_mod_log_bt_kmem(self) -> None:
+        support.require_library()
+        support.require_drgn()
+        support.require_real(self.dump, "vmlinux", self.truth)
+        d = support.REAL_DIR
+        gt = os.path.join(d, self.truth)
+        env = dict(os.environ, PYTHONPATH=os.path.join(support.REPO, "python"))
+        r = subprocess.run(
+            [sys.executable, "-m", "p2mnote", "crash", os.path.join(d, self.dump), os.path.join(d, "vmlinux")],
+            input="sys\nps\nmod\nlog\nbt\nkmem -i\n", capture_output=True, text=True, env=env, timeout=600,
+        )
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        out = r.stdout
+        # ps: every task the live system had (pid, parent, comm), by the one comparison rule.
+        recorded = support.recorded_tasks(gt)
+        rows: Dict[int, Tuple[int, str, bool]] = {}
+        for line in out.splitlines():
+            f = line.lstrip(">").split()
+            if len(f) >= 9 and f[0].isdigit() and f[1].isdigit() and len(f[3]) == 16 and f[0] != "0":
+                pid, ppid, comm = int(f[0]), int(f[1]), " ".join(f[8:]).strip("[]")
+                want = recorded.get(pid, (None, ""))[1]
+                if want.startswith(comm):  # task->comm is /proc's name cut to 15 bytes
+                    comm = want
+                rows[pid] = (ppid, comm, support.is_workqueue_worker(comm, ppid))
+        errors, _ = support.compare_tasks(recorded, rows)
+        self.assertEqual(errors, [], f"{len(rows)} tasks in ps")
+        # mod: the modules of /proc/modules.
+        names = {n for n, _, _ in _modules_truth(os.path.join(gt, "modules.txt"))}
+        mod_lines = [l.split() for l in out.splitlines() if len(l.split()) >= 4 and l.split()[1] in names]
+        self.assertEqual({l[1] for l in mod_lines}, names)
+        # log: the lines recorded last before the panic are in it.
+        for line in support.recorded_dmesg_tail(gt)[-5:]:
+            self.assertIn(line, out)
+        # bt: the panicking task's trace, through sysrq.
+        self.assertIn(" panic at ", out)
+        self.assertIn(" sysrq_handle_crash at ", out)
+        self.assertIn("TOTAL MEM", out)
 
 
 if __name__ == "__main__":

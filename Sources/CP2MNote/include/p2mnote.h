@@ -118,71 +118,204 @@ struct p2mnote_walk {
     struct p2mnote_walk_step steps[5];
 };
 
-/* "p2mnote X.Y.Z (note format 1.1, API 1)"; static storage. */
+/* One guest CPU's registers at the crash (p2mnote_registers). */
+#define P2MNOTE_REGS_RUNNING (1u << 0)  /* the vCPU was on a physical CPU at the crash */
+struct p2mnote_registers {
+    uint32_t struct_size;       /* set by the caller: sizeof(struct p2mnote_registers) */
+    uint32_t flags;             /* P2MNOTE_REGS_* */
+    int32_t cpu;                /* the guest's CPU number (Linux's), -1 when it could not be told */
+    int32_t pcpu;               /* the physical CPU whose Xen stack held them, -1 if none */
+    const char *source;         /* where they came from, for people */
+    uint64_t regs[27];          /* x86-64 struct user_regs_struct order (an NT_PRSTATUS's pr_reg):
+                                   r15 r14 r13 r12 rbp rbx r11 r10 r9 r8 rax rcx rdx rsi rdi
+                                   orig_rax rip cs eflags rsp ss fs_base gs_base ds es fs gs */
+};
+
+/**
+ * The library's version.
+ * @return "p2mnote X.Y.Z (note format 1.1, API 1)", in static storage.
+ */
 const char *p2mnote_version(void);
 
-/* The message of this thread's last failed call ("" if none); valid until this thread's next
- * call into the library. */
+/**
+ * The message of this thread's last failed call.
+ * @return the message ("" if none); valid until this thread's next call into the library.
+ */
 const char *p2mnote_last_error(void);
 
-/* Open a dump. opts may be NULL (no symbols but the dump's VMCOREINFO). On success *out is a
- * handle for p2mnote_close. Opening reads the headers and the symbols; a vmlinux whose build ID
- * (or, lacking one, banner) differs from the dump's kernel gives P2MNOTE_ERR_MISMATCH. */
+/**
+ * Open one guest of a dump (an ELF vmcore, an xl dump-core, a kdump-compressed or flattened
+ * file). The dump is opened once; its headers and the symbols are read, the p2m and the page
+ * tables only when first needed.
+ * @param path  the dump.
+ * @param opts  symbols, a page-table root, a p2m root, a domain (P2MNOTE_OPEN_*); NULL for none
+ *              (no symbols but the dump's VMCOREINFO).
+ * @param out   receives the handle, for p2mnote_close.
+ * @return P2MNOTE_OK; P2MNOTE_ERR_IO when the dump or a symbol file cannot be opened;
+ *         P2MNOTE_ERR_FORMAT for a file that is no dump or a damaged one; P2MNOTE_ERR_MISMATCH
+ *         for a vmlinux or System.map of another build (its build ID, or lacking one its
+ *         banner, differs from the dump's kernel); P2MNOTE_ERR_NO_DOMAIN for a domain the dump
+ *         does not hold.
+ */
 p2mnote_status p2mnote_open(const char *path, const struct p2mnote_open_options *opts, p2mnote **out);
 
-/* Close a handle (NULL is ignored). */
+/**
+ * Close a handle. A call still running on another thread finishes first.
+ * @param h  the handle (NULL is ignored).
+ */
 void p2mnote_close(p2mnote *h);
 
-/* Free a string returned through char ** (NULL is ignored). */
+/**
+ * Free a string the library returned through char ** (p2mnote_command's JSON).
+ * @param p  the string (NULL is ignored).
+ */
 void p2mnote_free(void *p);
 
+/**
+ * What the handle holds.
+ * @param h    an open handle.
+ * @param out  filled up to the caller's out->struct_size (set it first).
+ * @return P2MNOTE_OK, or P2MNOTE_ERR_ARGUMENT for a bad handle or struct_size.
+ */
 p2mnote_status p2mnote_get_info(p2mnote *h, struct p2mnote_info *out);
 
-/* The page-table root (machine address of the top table) and how it was found (a Xen crash
- * note of a cpu, the xl vcpu context, the cr3 option, ...). */
+/**
+ * The guest's page-table root.
+ * @param h     an open handle.
+ * @param root  receives the machine address of the top table.
+ * @param how   receives how it was found (a Xen crash note of a cpu, the xl vcpu context, the
+ *              cr3 option, ...); may be NULL. Owned by the handle.
+ * @return P2MNOTE_OK, or P2MNOTE_ERR_FORMAT / P2MNOTE_ERR_MISMATCH when no recorded root maps
+ *         the kernel's symbols.
+ */
 p2mnote_status p2mnote_root(p2mnote *h, uint64_t *root, const char **how);
 
-/* The p2m in use: its number of entries (pfns 0..nr_pfns-1), the source's name ("note",
- * "linear-list", "frame-tree", "xen-p2m") and where it was read. */
+/**
+ * The p2m in use (the note first, else the guest's own tables).
+ * @param h         an open handle.
+ * @param nr_pfns   receives its number of entries (pfns 0..nr_pfns-1).
+ * @param source    receives the source's name ("note", "linear-list", "frame-tree", "xen-p2m",
+ *                  "xen-m2p"); may be NULL. Owned by the handle.
+ * @param location  receives where it was read; may be NULL. Owned by the handle.
+ * @return P2MNOTE_OK, P2MNOTE_ERR_NO_P2M when no source can be read, P2MNOTE_ERR_FORMAT for a
+ *         malformed note.
+ */
 p2mnote_status p2mnote_p2m(p2mnote *h, uint64_t *nr_pfns, const char **source, const char **location);
 
-/* pfn -> entry. *frame is the machine frame for MFN and FOREIGN, the pfn for IDENTITY,
- * UINT64_MAX for INVALID. A pfn at or past nr_pfns gives P2MNOTE_ERR_RANGE. */
+/**
+ * One p2m entry.
+ * @param h      an open handle.
+ * @param pfn    the pseudo-physical frame.
+ * @param frame  receives the machine frame for MFN and FOREIGN, the pfn for IDENTITY,
+ *               UINT64_MAX for INVALID.
+ * @param kind   receives the entry's kind; may be NULL.
+ * @return P2MNOTE_OK, P2MNOTE_ERR_RANGE for a pfn at or past nr_pfns, P2MNOTE_ERR_NO_P2M.
+ */
 p2mnote_status p2mnote_pfn_to_mfn(p2mnote *h, uint64_t pfn, uint64_t *frame, p2mnote_entry_kind *kind);
 
-/* Up to `count` consecutive entries from `first_pfn`, in the 64-bit form of Spec section 3
- * (INVALID all ones, bit 63 FOREIGN, bit 62 IDENTITY); *got says how many (fewer at the end). */
+/**
+ * Consecutive p2m entries in the 64-bit form of Spec section 3 (INVALID all ones, bit 63
+ * FOREIGN, bit 62 IDENTITY).
+ * @param h          an open handle.
+ * @param first_pfn  the first pfn.
+ * @param entries    receives up to count entries.
+ * @param count      the room in entries.
+ * @param got        receives how many were stored (fewer at the end of the p2m, 0 past it).
+ * @return P2MNOTE_OK or P2MNOTE_ERR_NO_P2M.
+ */
 p2mnote_status p2mnote_p2m_entries(p2mnote *h, uint64_t first_pfn, uint64_t *entries, size_t count, size_t *got);
 
-/* mfn -> pfn(s): *count is the number of pfns naming mfn (0: none; >1: the p2m is ambiguous);
- * the first min(*count, capacity) are stored in pfns. */
+/**
+ * The pfns whose p2m entry is a machine frame (an index, never a scan).
+ * @param h         an open handle.
+ * @param mfn       the machine frame.
+ * @param pfns      receives the first min(*count, capacity) pfns; may be NULL with capacity 0.
+ * @param capacity  the room in pfns.
+ * @param count     receives the number of pfns naming mfn (0: none; >1: the p2m is ambiguous).
+ * @return P2MNOTE_OK or P2MNOTE_ERR_NO_P2M.
+ */
 p2mnote_status p2mnote_mfn_to_pfn(p2mnote *h, uint64_t mfn, uint64_t *pfns, size_t capacity, size_t *count);
 
-/* Translate a kernel virtual address through the guest's page tables in machine memory. */
+/**
+ * Walk a kernel virtual address through the guest's page tables in machine memory (their
+ * entries hold mfns, so the walk never needs the p2m).
+ * @param h      an open handle.
+ * @param vaddr  the kernel virtual address.
+ * @param out    receives the machine address, the page size, the pfn and each level's step.
+ * @return P2MNOTE_OK or P2MNOTE_ERR_UNMAPPED (the message names the level that failed).
+ */
 p2mnote_status p2mnote_vtop(p2mnote *h, uint64_t vaddr, struct p2mnote_walk *out);
 
-/* Read len bytes at addr in the given space. On failure *done holds the bytes copied (all pages
- * before the one that failed) and the message names the address that failed. */
+/**
+ * Read memory in one of the three address spaces, page by page.
+ * @param h      an open handle.
+ * @param space  P2MNOTE_KVIRT, P2MNOTE_PPHYS or P2MNOTE_MACHINE.
+ * @param addr   the first address.
+ * @param buf    receives len bytes.
+ * @param len    the number of bytes.
+ * @param done   receives the bytes copied; on failure, all pages before the one that failed.
+ *               May be NULL.
+ * @return P2MNOTE_OK; P2MNOTE_ERR_UNMAPPED (no translation), P2MNOTE_ERR_RANGE (beyond the
+ *         p2m or past 2^64), P2MNOTE_ERR_NOT_IN_DUMP (the frame is not in the dump); the
+ *         message names the address that failed.
+ */
 p2mnote_status p2mnote_read(p2mnote *h, p2mnote_space space, uint64_t addr, void *buf, size_t len, size_t *done);
 
-/* A symbol's address (KASLR applied). */
+/**
+ * A symbol's address.
+ * @param h     an open handle.
+ * @param name  the symbol.
+ * @param addr  receives its address, KASLR applied.
+ * @return P2MNOTE_OK or P2MNOTE_ERR_NO_SYMBOL.
+ */
 p2mnote_status p2mnote_symbol(p2mnote *h, const char *name, uint64_t *addr);
 
-/* The kernel's banner (linux_banner) as read from the dump, without the trailing newline. */
+/**
+ * The kernel's banner (linux_banner) as read from the dump.
+ * @param h     an open handle.
+ * @param text  receives the banner without its trailing newline. Owned by the handle.
+ * @return P2MNOTE_OK, or the status of the read that failed.
+ */
 p2mnote_status p2mnote_banner(p2mnote *h, const char **text);
 
-/* A VMCOREINFO text for the guest, most faithful first: the dump's own note if it has one for
- * this kernel (*synthesised 0); else the text the kernel prepared in its memory (vmcoreinfo_data,
- * *synthesised 2); else one made from the dump (OSRELEASE from the banner, PAGESIZE,
- * KERNELOFFSET, SYMBOL(swapper_pg_dir), BUILD-ID from vmlinux_build_id, the kallsyms symbols
- * when known; *synthesised 1). */
+/**
+ * A VMCOREINFO text for the guest, most faithful first: the dump's own note if it has one for
+ * this kernel (*synthesised 0); else the text the kernel prepared in its memory
+ * (vmcoreinfo_data, *synthesised 2); else one made from the dump (OSRELEASE from the banner,
+ * PAGESIZE, KERNELOFFSET, SYMBOL(swapper_pg_dir), BUILD-ID from vmlinux_build_id, the kallsyms
+ * symbols when known; *synthesised 1).
+ * @param h            an open handle.
+ * @param text         receives the text. Owned by the handle.
+ * @param len          receives its length; may be NULL.
+ * @param synthesised  receives 0, 1 or 2 as above; may be NULL.
+ * @return P2MNOTE_OK, or the status of the read that failed.
+ */
 p2mnote_status p2mnote_vmcoreinfo(p2mnote *h, const char **text, size_t *len, int *synthesised);
 
-/* Run one p2m-analyze command line (e.g. "check", "mod", "rd linux_banner 4") and return
- * its JSON envelope {"dump", "command", "result"} (Spec/json.md); free it with p2mnote_free.
- * A command that ran returns P2MNOTE_OK, also when its result reports a problem (check finding
- * differences); one that could not run (a bad command line, `check` on a dump without a note)
- * returns a status with the command's message. */
+/**
+ * The guest's registers at the crash, one set per guest CPU the dump holds, guest CPU order.
+ * Under Xen the dump's NT_PRSTATUS notes are Xen's; the guest's come from each physical CPU's
+ * Xen stack (cpu_info), an xl dump-core's vCPU contexts, or struct vcpu where Xen's build is known.
+ * @param h      an open handle.
+ * @param index  which set (0 .. *count-1).
+ * @param out    filled up to out->struct_size (set it first) when index < *count; may be NULL
+ *               to ask for the count only.
+ * @param count  receives the number of sets.
+ * @return P2MNOTE_OK; P2MNOTE_ERR_RANGE for an index at or past *count (the count is still
+ *         set); P2MNOTE_ERR_FORMAT when the dump records no registers of this guest.
+ */
+p2mnote_status p2mnote_registers(p2mnote *h, size_t index, struct p2mnote_registers *out, size_t *count);
+
+/**
+ * Run one command of the session (e.g. "check", "mod", "rd linux_banner 4"; "help" lists them).
+ * @param h     an open handle.
+ * @param line  the command line, words as a shell splits them.
+ * @param json  receives its JSON envelope {"dump", "command", "result"} (Spec/json.md); free
+ *              it with p2mnote_free.
+ * @return P2MNOTE_OK for a command that ran, also when its result reports a problem (check
+ *         finding differences); for one that could not run (a bad command line, `check` on a
+ *         dump without a note), a status with the command's message.
+ */
 p2mnote_status p2mnote_command(p2mnote *h, const char *line, char **json);
 
 #ifdef __cplusplus

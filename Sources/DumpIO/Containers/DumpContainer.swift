@@ -48,6 +48,8 @@ public protocol GuestRecord: AnyObject {
     var pairs: [(pfn: UInt64, mfn: UInt64)] { get }
     /// The domain's shared_info arch fields (nil: the file has no shared info).
     func sharedInfoArch() throws -> (maxPfn: UInt64, fll: UInt64, p2mCR3: UInt64, p2mVAddr: UInt64)?
+    /// Each vCPU's vcpu_guest_context as the file holds it (.xen_prstatus), in file order.
+    func vcpuContexts() throws -> [[UInt8]]
 }
 
 /// Notes every container interprets the same way.

@@ -106,11 +106,21 @@ public final class XLDumpCore: DumpContainer, GuestRecord {
         return r
     }
 
-    /// Shared info arch fields (formats.md §1.5).
+    /// Shared info arch fields: Xen's public/arch-x86/xen.h struct arch_shared_info, at 0xC10 of
+    /// shared_info (max_pfn, pfn_to_mfn_frame_list_list, nmi_reason, p2m_cr3, p2m_vaddr).
     public func sharedInfoArch() throws -> (maxPfn: UInt64, fll: UInt64, p2mCR3: UInt64, p2mVAddr: UInt64)? {
         guard let s = elf.section(named: ".xen_shared_info"), s.type != 8, s.size >= 0xC40 else { return nil }
         let b = try elf.file.read(offset: s.offset + 0xC10, count: 0x30)
         return (le64(b, 0) ?? 0, le64(b, 8) ?? .max, le64(b, 0x18) ?? 0, le64(b, 0x20) ?? 0)
+    }
+
+    /// .xen_prstatus: one vcpu_guest_context_any_t (0x1430 bytes) per vCPU Xen gave a context
+    /// for (xg_core.c skips the others, so the index is the vCPU id only without gaps).
+    public func vcpuContexts() throws -> [[UInt8]] {
+        guard let s = elf.section(named: ".xen_prstatus"), s.type != 8, s.size >= 0x1430 else { return [] }
+        let n = Int(min(s.size / 0x1430, 4096))
+        let all = try elf.file.read(offset: s.offset, count: n * 0x1430)
+        return (0..<n).map { Array(all[($0 * 0x1430)..<(($0 + 1) * 0x1430)]) }
     }
 
     public func vcpu0CR3() throws -> UInt64? {

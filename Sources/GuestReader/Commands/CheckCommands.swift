@@ -145,8 +145,8 @@ struct Domains {
             if let a, a.p2mVaddr != 0, a.p2mCr3 != 0 { src.append(P2MSourceName.linearList.rawValue) }
             if let a, a.fllMfn != 0 { src.append(P2MSourceName.frameTree.rawValue) }
             rows.append(Row(id: d.id, system: d.system, address: Hex64(d.address), pages: d.pages, xenHeapPages: d.xenHeapPages, pv: d.looksPV,
-                            sharedInfoMfn: d.sharedInfoMfn, maxPfn: a.map { Hex64($0.maxPfn) }, fllMfn: a.flatMap { $0.fllMfn == 0 ? nil : MFN($0.fllMfn) },
-                            p2mCr3: a.flatMap { $0.p2mCr3 == 0 ? nil : MachAddr($0.p2mCr3) }, p2mVaddr: a.flatMap { $0.p2mVaddr == 0 ? nil : KVAddr($0.p2mVaddr) },
+                            sharedInfoMfn: d.sharedInfoMfn, maxPfn: a.map { Hex64($0.maxPfn) }, fllMfn: a.flatMap { $0.fllMfn == 0 ? nil : MFN(rawValue: $0.fllMfn) },
+                            p2mCr3: a.flatMap { $0.p2mCr3 == 0 ? nil : MachAddr(rawValue: $0.p2mCr3) }, p2mVaddr: a.flatMap { $0.p2mVaddr == 0 ? nil : KVAddr(rawValue: $0.p2mVaddr) },
                             sources: src, note: !d.system && notes.contains(UInt32(d.id))))
         }
         let ci = s.dump.crashInfo

@@ -6,7 +6,7 @@ public enum GuestCommands {
     /// The commands, in the order help lists them.
     public static let all: [CommandSpec] = [
         Info.spec, Notes.spec, P2MCmd.spec, M2PCmd.spec, Vtop.spec, Ptov.spec, Rd.spec,
-        Sym.spec, Banner.spec, Mod.spec, Check.spec, Domains.spec,
+        Sym.spec, Banner.spec, Mod.spec, Regs.spec, Check.spec, Domains.spec,
     ]
 
     /// The command words (for completion and the tools' help).

@@ -29,7 +29,7 @@ struct Sym {
         guard let v = parseHexArg(what) ?? (what.contains("+") ? try? s.parseAddress(what) : nil) else {
             throw SessionError("symbol \(what) not found\(s.symbols.isEmpty ? " (no symbols: pass --system-map or --vmlinux)" : "")")
         }
-        let va = KVAddr(v)
+        let va = KVAddr(rawValue: v)
         let region = KernelRegion.of(va)
         // A module's address: name it by its module, never by the last kernel symbol below it.
         if region == .modules {

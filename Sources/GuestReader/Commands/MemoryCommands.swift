@@ -25,7 +25,7 @@ struct Vtop {
         }
     }
     func execute(in s: GuestSession) throws -> CommandOutput {
-        let va = KVAddr(try s.parseAddress(address))
+        let va = KVAddr(rawValue: try s.parseAddress(address))
         let r = try s.kernel().pageTables.walk(va)
         let p = s.pfn(ofMfn: r.address.mfn())
         let names = ["", "PTE", "PMD", "PUD", "PGD"]
@@ -55,9 +55,9 @@ struct Ptov {
         if let a = s.symbols.address("page_offset_base"), let k = try? s.kernel(), let v = try? k.pageTables.readU64(a) { base = v }
         let (dm, o) = base.addingReportingOverflow(p)
         guard !o else { throw SessionError("\(hex(p)) + page_offset_base \(hex(base)) passes 2^64") }
-        let kt: KVAddr? = p < 0x4000_0000 ? KVAddr(0xffff_ffff_8000_0000 + p) : nil
-        let m = try? s.pseudoPhysical().translate(PhysAddr(p))
-        return try s.output("ptov", Result(paddr: PhysAddr(p), directMap: KVAddr(dm), kernelImage: kt, machine: m))
+        let kt: KVAddr? = p < 0x4000_0000 ? KVAddr(rawValue: 0xffff_ffff_8000_0000 + p) : nil
+        let m = try? s.pseudoPhysical().translate(PhysAddr(rawValue: p))
+        return try s.output("ptov", Result(paddr: PhysAddr(rawValue: p), directMap: KVAddr(rawValue: dm), kernelImage: kt, machine: m))
     }
 }
 

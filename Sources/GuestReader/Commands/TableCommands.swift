@@ -118,8 +118,8 @@ struct P2MCmd {
     }
     func execute(in s: GuestSession) throws -> CommandOutput {
         let (map, src) = try s.p2m()
-        guard let e = map.entry(PFN(pfn)) else { throw SessionError("pfn \(hex(pfn)) is beyond the p2m (\(map.nrPfns) entries, \(src.location))") }
-        return try s.output("p2m", Result(pfn: PFN(pfn), kind: e.kind.description, entry: Hex64(e.raw), mfn: e.frame, source: src.location))
+        guard let e = map.entry(PFN(rawValue: pfn)) else { throw SessionError("pfn \(hex(pfn)) is beyond the p2m (\(map.nrPfns) entries, \(src.location))") }
+        return try s.output("p2m", Result(pfn: PFN(rawValue: pfn), kind: e.kind.description, entry: Hex64(e.raw), mfn: e.frame, source: src.location))
     }
 }
 
@@ -139,10 +139,10 @@ struct M2PCmd {
     func execute(in s: GuestSession) throws -> CommandOutput {
         let (map, _) = try s.p2m()
         let r: Result
-        switch map.m2p(MFN(mfn)) {
-        case .none: r = Result(mfn: MFN(mfn), pfns: [], ambiguous: false)
-        case .unique(let p): r = Result(mfn: MFN(mfn), pfns: [p], ambiguous: false)
-        case .ambiguous(let ps): r = Result(mfn: MFN(mfn), pfns: ps, ambiguous: true)
+        switch map.m2p(MFN(rawValue: mfn)) {
+        case .none: r = Result(mfn: MFN(rawValue: mfn), pfns: [], ambiguous: false)
+        case .unique(let p): r = Result(mfn: MFN(rawValue: mfn), pfns: [p], ambiguous: false)
+        case .ambiguous(let ps): r = Result(mfn: MFN(rawValue: mfn), pfns: ps, ambiguous: true)
         }
         return try s.output("m2p", r)
     }

@@ -65,8 +65,8 @@ public struct AnalyzeCommand: ParsableCommand {
             switch name {
             case "--system-map": g.o.guest.systemMap = try v()
             case "--vmlinux": g.o.guest.vmlinux = try v()
-            case "--cr3": let s = try v(); guard let n = parseHexArg(s) else { throw ValidationError("--cr3 \(s): not a hex number") }; g.o.guest.cr3 = MachAddr(n)
-            case "--p2m-mfn": let s = try v(); guard let n = parseHexArg(s) else { throw ValidationError("--p2m-mfn \(s): not a hex number") }; g.o.guest.p2mMFN = MFN(n)
+            case "--cr3": let s = try v(); guard let n = parseHexArg(s) else { throw ValidationError("--cr3 \(s): not a hex number") }; g.o.guest.cr3 = MachAddr(rawValue: n)
+            case "--p2m-mfn": let s = try v(); guard let n = parseHexArg(s) else { throw ValidationError("--p2m-mfn \(s): not a hex number") }; g.o.guest.p2mMFN = MFN(rawValue: n)
             case "--module-offsets":
                 let s = try v()
                 guard let m = ModuleOffsets(argument: s, parse: parseHexArg) else { throw ValidationError("--module-offsets wants 4 hex numbers: list,name,core_base,core_size") }
@@ -84,8 +84,8 @@ public struct AnalyzeCommand: ParsableCommand {
 
     public func run() throws {
         var o = GuestOptions(dump: dump)
-        o.guest.systemMap = systemMap; o.guest.vmlinux = vmlinux; o.guest.cr3 = cr3.map { MachAddr($0.value) }
-        o.guest.p2mMFN = p2mMfn.map { MFN($0.value) }; o.guest.useNote = !noNote; o.guest.domain = domain; o.guest.xenSyms = xenSyms
+        o.guest.systemMap = systemMap; o.guest.vmlinux = vmlinux; o.guest.cr3 = cr3.map { MachAddr(rawValue: $0.value) }
+        o.guest.p2mMFN = p2mMfn.map { MFN(rawValue: $0.value) }; o.guest.useNote = !noNote; o.guest.domain = domain; o.guest.xenSyms = xenSyms
         if let m = moduleOffsets {
             guard let l = ModuleOffsets(argument: m, parse: parseHexArg) else { throw ValidationError("--module-offsets wants 4 hex numbers: list,name,core_base,core_size") }
             o.moduleLayout = l

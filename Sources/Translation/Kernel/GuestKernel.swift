@@ -56,7 +56,7 @@ public final class GuestKernel {
         if cr3 != nil { chosen = candidates[0] }
         else if let p = probe {
             chosen = candidates.first { c in
-                do { _ = try walker.translate(p.rawValue, root: MachAddr(c.cr3 & PTE.addressMask), form: .x86_64); return true }
+                do { _ = try walker.translate(p.rawValue, root: MachAddr(rawValue: c.cr3 & PTE.addressMask), form: .x86_64); return true }
                 catch is WalkError { return false }
                 catch { if damaged == nil { damaged = error }; return false }   // the dump itself, not the root
             }
@@ -67,7 +67,7 @@ public final class GuestKernel {
             }
             throw TranslationError("\(dump.path): none of the recorded cr3 values (\(candidates.map { "0x" + String($0.cr3, radix: 16) + " from " + $0.source }.joined(separator: ", "))) maps the kernel's symbols (are the System.map or vmlinux this dump's kernel's?); pass --cr3", kind: .mismatch)
         }
-        pageTables = KernelPageTables(walker: walker, root: MachAddr(c.cr3 & PTE.addressMask))
+        pageTables = KernelPageTables(walker: walker, root: MachAddr(rawValue: c.cr3 & PTE.addressMask))
         rootSource = c.source
     }
 
@@ -98,7 +98,7 @@ public final class GuestKernel {
         guard value & 0xfff == 0 else {
             throw TranslationError("\(name) at \(a) holds 0x\(String(value, radix: 16)), not a page address (a System.map of another kernel?)")
         }
-        do { return try pageTables.translate(KVAddr(value)).mfn() } catch {
+        do { return try pageTables.translate(KVAddr(rawValue: value)).mfn() } catch {
             throw TranslationError("\(name) = 0x\(String(value, radix: 16)) does not translate: \(error)")
         }
     }
@@ -122,18 +122,18 @@ public final class GuestKernel {
     public func linearList() throws -> (vaddr: KVAddr, size: UInt64) {
         let addr = try readU64(symbol: "xen_p2m_addr")
         let size = try readU64(symbol: "xen_p2m_size")
-        let region = KernelRegion.of(KVAddr(addr))
+        let region = KernelRegion.of(KVAddr(rawValue: addr))
         guard region == .vmalloc || region == .directMap || region == .kernelText else {
             throw TranslationError("xen_p2m_addr = 0x\(String(addr, radix: 16)) is not a kernel address (wrong System.map or cr3?)")
         }
         guard size > 0, size <= 1 << 40 else { throw TranslationError("xen_p2m_size = \(size) is implausible") }
         guard addr.addingReportingOverflow(size * 8).overflow == false else { throw TranslationError("the list at 0x\(String(addr, radix: 16)) of \(size) entries wraps past 2^64") }
-        return (KVAddr(addr), size)
+        return (KVAddr(rawValue: addr), size)
     }
 
     /// The kernel release from init_uts_ns (struct new_utsname: release at 130).
     public func release() -> String? {
-        guard let uts = symbols.address("init_uts_ns"), let b = try? pageTables.readBytes(KVAddr(uts.rawValue &+ 130), count: 65) else { return nil }
+        guard let uts = symbols.address("init_uts_ns"), let b = try? pageTables.readBytes(KVAddr(rawValue: uts.rawValue &+ 130), count: 65) else { return nil }
         return String(decoding: b.prefix { $0 != 0 }, as: UTF8.self)
     }
 }

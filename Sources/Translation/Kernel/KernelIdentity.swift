@@ -146,7 +146,7 @@ public enum KernelIdentity {
         guard let dataSym = kernel.symbols.address("vmcoreinfo_data"), let sizeSym = kernel.symbols.address("vmcoreinfo_size"),
               let ptr = try? kernel.pageTables.readU64(dataSym), let size = try? kernel.pageTables.readU64(sizeSym),
               size > 0, size <= vmcoreInfoBytes,
-              let bytes = try? kernel.pageTables.readBytes(KVAddr(ptr), count: Int(size)) else { return nil }
+              let bytes = try? kernel.pageTables.readBytes(KVAddr(rawValue: ptr), count: Int(size)) else { return nil }
         let text = String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
         guard text.split(separator: "\n").contains(Substring("OSRELEASE=\(release)")) else { return nil }
         return text.hasSuffix("\n") ? text : text + "\n"

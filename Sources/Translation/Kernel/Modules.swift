@@ -38,12 +38,12 @@ extension GuestKernel {
         while node != head.rawValue {
             guard seen.insert(node).inserted, seen.count <= 65536 else { throw TranslationError("the modules list loops at 0x\(String(node, radix: 16))") }
             let m = node &- ml.list
-            let nameBytes = try pageTables.readBytes(KVAddr(m &+ ml.name), count: ml.nameLength)
+            let nameBytes = try pageTables.readBytes(KVAddr(rawValue: m &+ ml.name), count: ml.nameLength)
             let name = String(decoding: nameBytes.prefix { $0 != 0 }, as: UTF8.self)
-            let base = try pageTables.readU64(KVAddr(m &+ ml.coreBase))
-            let size = try pageTables.readU64(KVAddr(m &+ ml.coreSize)) & 0xffff_ffff
-            out.append(LoadedModule(module: KVAddr(m), name: name, base: KVAddr(base), size: size))
-            node = try pageTables.readU64(KVAddr(node))
+            let base = try pageTables.readU64(KVAddr(rawValue: m &+ ml.coreBase))
+            let size = try pageTables.readU64(KVAddr(rawValue: m &+ ml.coreSize)) & 0xffff_ffff
+            out.append(LoadedModule(module: KVAddr(rawValue: m), name: name, base: KVAddr(rawValue: base), size: size))
+            node = try pageTables.readU64(KVAddr(rawValue: node))
         }
         return out
     }

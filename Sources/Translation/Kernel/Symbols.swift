@@ -102,13 +102,13 @@ public struct SymbolTable: Sendable {
     public func address(_ name: String) -> KVAddr? {
         let n = Array(name.utf8)
         guard !n.isEmpty else { return nil }
-        return n.withUnsafeBufferPointer { index(of: $0) }.map { KVAddr(addrs[$0]) }
+        return n.withUnsafeBufferPointer { index(of: $0) }.map { KVAddr(rawValue: addrs[$0]) }
     }
 
     public func lookup(_ name: String) -> KernelSymbol? {
         let n = Array(name.utf8)
         guard !n.isEmpty, let i = n.withUnsafeBufferPointer({ index(of: $0) }) else { return nil }
-        return KernelSymbol(name: name, address: KVAddr(addrs[i]), type: Character(UnicodeScalar(types[i])))
+        return KernelSymbol(name: name, address: KVAddr(rawValue: addrs[i]), type: Character(UnicodeScalar(types[i])))
     }
 
     /// The nearest symbol at or below `addr`, with the offset.
@@ -118,7 +118,7 @@ public struct SymbolTable: Sendable {
             if addrs[Int(byAddr[m])] <= addr.rawValue { best = m; lo = m + 1 } else { hi = m - 1 } }
         guard best >= 0 else { return nil }
         let i = Int(byAddr[best])
-        return (KernelSymbol(name: name(i), address: KVAddr(addrs[i]), type: Character(UnicodeScalar(types[i]))), addr.rawValue - addrs[i])
+        return (KernelSymbol(name: name(i), address: KVAddr(rawValue: addrs[i]), type: Character(UnicodeScalar(types[i]))), addr.rawValue - addrs[i])
     }
 
     /// Every name, for completion.
@@ -251,7 +251,7 @@ public struct SymbolTable: Sendable {
     }
 }
 
-/// Regions of the x86_64 kernel address space (formats.md §1.7).
+/// Regions of the x86_64 kernel address space (Linux Documentation/arch/x86/x86_64/mm.rst, 4-level paging).
 public enum KernelRegion: String, Sendable {
     case user, xenHole = "xen reserved", directMap = "direct map", vmalloc, vmemmap, kernelText = "kernel image",
          modules, fixmap, other

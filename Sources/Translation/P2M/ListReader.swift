@@ -125,17 +125,17 @@ public enum ListReader {
                 // Some page of the run is not in the dump: page by page, the missing ones as unknown.
                 for k in 0..<run {
                     let first = (page + k) * 512, cnt = min(loc.size - first, 512)
-                    try sink.listFrames(MFN(mfn.rawValue + k), count: 1)
+                    try sink.listFrames(MFN(rawValue: mfn.rawValue + k), count: 1)
                     do {
                         try buf.withUnsafeMutableBytes { b in
-                            try walker.memory.read(MachAddr((mfn.rawValue + k) << 12), into: UnsafeMutableRawBufferPointer(rebasing: b[0..<(Int(cnt) * 8)]))
+                            try walker.memory.read(MachAddr(rawValue: (mfn.rawValue + k) << 12), into: UnsafeMutableRawBufferPointer(rebasing: b[0..<(Int(cnt) * 8)]))
                         }
                         try buf.withUnsafeBufferPointer { try sink.entries(UnsafeBufferPointer(rebasing: $0[0..<Int(cnt)])) }
                     } catch let e as DumpError where e.notInDump {
                         guard let report = missing else {
-                            throw TranslationError("\(loc.description): list page \(page + k) (pfns 0x\(String(first, radix: 16))–0x\(String(first + cnt - 1, radix: 16)), mfn \(MFN(mfn.rawValue + k))): \(e)")
+                            throw TranslationError("\(loc.description): list page \(page + k) (pfns 0x\(String(first, radix: 16))–0x\(String(first + cnt - 1, radix: 16)), mfn \(MFN(rawValue: mfn.rawValue + k))): \(e)")
                         }
-                        report(ListPageNotInDump(page: page + k, mfn: MFN(mfn.rawValue + k), firstPfn: PFN(first), pfns: cnt, reason: e.message))
+                        report(ListPageNotInDump(page: page + k, mfn: MFN(rawValue: mfn.rawValue + k), firstPfn: PFN(rawValue: first), pfns: cnt, reason: e.message))
                         try sink.unknown(cnt)
                     }
                 }
@@ -143,7 +143,7 @@ public enum ListReader {
                 if page & 0xfff < run { progress?(page, pagesTotal) }
                 continue
             }
-            for k in 0..<run { try sink.listFrames(MFN(mfn.rawValue + k), count: 1) }
+            for k in 0..<run { try sink.listFrames(MFN(rawValue: mfn.rawValue + k), count: 1) }
             if run == 1 && n == 512 && buf[0..<512].allSatisfy({ $0 == .max }) { knownInvalid.insert(mfn.rawValue) }
             try buf.withUnsafeBufferPointer { try sink.entries(UnsafeBufferPointer(rebasing: $0[0..<n])) }
             page += run
@@ -194,7 +194,7 @@ public struct P2MDifference: Sendable, Codable {
     public var expected: Hex64
     /// What the source says.
     public var found: Hex64
-    public init(pfn: UInt64, expected: UInt64, found: UInt64) { self.pfn = PFN(pfn); self.expected = Hex64(expected); self.found = Hex64(found) }
+    public init(pfn: UInt64, expected: UInt64, found: UInt64) { self.pfn = PFN(rawValue: pfn); self.expected = Hex64(expected); self.found = Hex64(found) }
     public var text: String { "pfn \(pfn): \(P2MEntry(raw: expected.value)) vs \(P2MEntry(raw: found.value))" }
 }
 

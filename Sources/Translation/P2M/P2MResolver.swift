@@ -289,7 +289,7 @@ public final class P2MResolver {
         guard let a = d.arch, a.p2mCr3 != 0 else {
             throw TranslationError("\(dump.path): domain \(d.id) published no p2m_cr3 in its shared_info (not a Linux PV guest?); pass --cr3", kind: .noRoot)
         }
-        return MachAddr(a.p2mCr3)
+        return MachAddr(rawValue: a.p2mCr3)
     }
 
     /// The guest kernel (its page-table root found once).
@@ -328,7 +328,7 @@ public final class P2MResolver {
             guard let a = d.arch, a.p2mVaddr != 0, a.maxPfn > 0 else {
                 record(.linearList, "domain \(d.id) published no p2m_vaddr in its shared_info (pass the guest's --system-map)"); return nil
             }
-            do { return LinearListSource(kernel: try kernel(), vaddr: KVAddr(a.p2mVaddr), size: a.maxPfn, shared: SharedP2MFrames()) }
+            do { return LinearListSource(kernel: try kernel(), vaddr: KVAddr(rawValue: a.p2mVaddr), size: a.maxPfn, shared: SharedP2MFrames()) }
             catch { record(.linearList, "\(error)"); return nil }
         }
         guard symbols.address("xen_p2m_addr") != nil else {
@@ -342,11 +342,11 @@ public final class P2MResolver {
         if let m = options.p2mMFN { return (m, "--p2m-mfn") }
         if let d = try? domain(), d.id != 0 {
             guard let a = d.arch, a.fllMfn != 0, a.fllMfn != .max, a.fllMfn < 1 << 40 else { return nil }
-            return (MFN(a.fllMfn), "domain \(d.id)'s shared_info pfn_to_mfn_frame_list_list")
+            return (MFN(rawValue: a.fllMfn), "domain \(d.id)'s shared_info pfn_to_mfn_frame_list_list")
         }
         if let c = dump.crashInfo?.frameListListMFN { return (c, "Xen crash info") }
         if let x = dump.guestRecord, let s = try? x.sharedInfoArch(), s.fll != 0, s.fll != .max, s.fll < 1 << 40 {
-            return (MFN(s.fll), ".xen_shared_info pfn_to_mfn_frame_list_list")
+            return (MFN(rawValue: s.fll), ".xen_shared_info pfn_to_mfn_frame_list_list")
         }
         return nil
     }

@@ -16,7 +16,7 @@ public struct PseudoPhysicalMemory {
             throw TranslationError("pfn \(pfn) is beyond the p2m (\(map.nrPfns) entries, \(origin))", kind: .beyondTable)
         }
         switch e.kind {
-        case .mfn, .identity: return e.frame ?? MFN(pfn.rawValue)
+        case .mfn, .identity: return e.frame ?? MFN(rawValue: pfn.rawValue)
         case .invalid: throw TranslationError("pfn \(pfn) has no machine frame (INVALID in the p2m, \(origin))", kind: .unmapped)
         case .foreign: throw TranslationError("pfn \(pfn) maps a frame of another domain (\(e))", kind: .unmapped)
         }
@@ -35,7 +35,7 @@ public struct PseudoPhysicalMemory {
             let (a, o) = pa.rawValue.addingReportingOverflow(UInt64(done))
             guard !o else { throw TranslationError("read past pseudo-physical address 2^64") }
             let n = min(buffer.count - done, Int(4096 - (a & 0xfff)))
-            try machine.read(try translate(PhysAddr(a)), into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + n]))
+            try machine.read(try translate(PhysAddr(rawValue: a)), into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + n]))
             done += n
         }
     }

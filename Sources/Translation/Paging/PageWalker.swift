@@ -45,7 +45,8 @@ public struct PagingForm: Sendable, Equatable, CustomStringConvertible {
     public var addressBits: UInt64 { shift(levels + 1) }
 }
 
-/// PTE decoding (formats.md §1.8).
+/// PTE decoding (Linux arch/x86/include/asm/pgtable_types.h: _PAGE_PRESENT bit 0, _PAGE_PSE
+/// bit 7, the frame in bits 12–51, _PAGE_NX bit 63).
 public enum PTE {
     public static let present: UInt64 = 1
     public static let pse: UInt64 = 1 << 7
@@ -105,7 +106,7 @@ public final class PageTableWalker {
     @inline(__always) func entry(table mfn: UInt64, _ i: Int) throws -> UInt64 {
         let slot = Int(mfn & UInt64(PageTableWalker.slots - 1))
         if tags[slot] != mfn &+ 1 {
-            guard let a = MFN(mfn).address() else { throw DumpError("page walk", "table mfn 0x\(String(mfn, radix: 16)) out of range") }
+            guard let a = MFN(rawValue: mfn).address() else { throw DumpError("page walk", "table mfn 0x\(String(mfn, radix: 16)) out of range") }
             tags[slot] = 0
             try tables.withUnsafeMutableBufferPointer { b in
                 try memory.read(a, into: UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: b[(slot * 512)..<(slot * 512 + 512)])))
@@ -137,12 +138,12 @@ public final class PageTableWalker {
             let sh = form.shift(level)
             let idx = Int((a >> sh) & ((1 << form.levelBits[level - 1]) - 1))
             let e = try entry(table: table, idx)
-            steps?.pointee.append(WalkStep(level: level, tableMFN: MFN(table), index: idx, entry: e))
+            steps?.pointee.append(WalkStep(level: level, tableMFN: MFN(rawValue: table), index: idx, entry: e))
             let next: UInt64
             switch form.entries {
             case .x86PTE:
                 guard e & PTE.present != 0 else {
-                    throw WalkError(address: a, form: form.name, level: level, tableMFN: MFN(table), index: idx, entry: e, reason: "entry not present")
+                    throw WalkError(address: a, form: form.name, level: level, tableMFN: MFN(rawValue: table), index: idx, entry: e, reason: "entry not present")
                 }
                 if (level == 2 || level == 3) && e & PTE.pse != 0 {
                     let size: UInt64 = 1 << sh
@@ -153,7 +154,7 @@ public final class PageTableWalker {
                 next = (e & PTE.addressMask) >> form.pageShift
             case .frameNumber64:
                 guard e != 0, e != .max, e < 1 << 52 else {
-                    throw WalkError(address: a, form: form.name, level: level, tableMFN: MFN(table), index: idx, entry: e, reason: "no frame")
+                    throw WalkError(address: a, form: form.name, level: level, tableMFN: MFN(rawValue: table), index: idx, entry: e, reason: "no frame")
                 }
                 next = e
             }
@@ -168,13 +169,13 @@ public final class PageTableWalker {
         var steps: [WalkStep] = []
         let d = try withUnsafeMutablePointer(to: &steps) { try descend(a, root: root, form: form, stopLevel: 1, steps: $0) }
         let mask = (UInt64(1) << form.pageShift) - 1
-        return WalkResult(steps: steps, address: MachAddr((d.frame << form.pageShift) | (a & mask)), pageSize: d.largePageSize ?? (1 << form.pageShift))
+        return WalkResult(steps: steps, address: MachAddr(rawValue: (d.frame << form.pageShift) | (a & mask)), pageSize: d.largePageSize ?? (1 << form.pageShift))
     }
 
     /// Fast path: address → machine address.
     @inline(__always) public func translate(_ a: UInt64, root: MachAddr, form: PagingForm) throws -> MachAddr {
         let d = try descend(a, root: root, form: form, stopLevel: 1, steps: nil)
-        return MachAddr((d.frame << form.pageShift) | (a & ((UInt64(1) << form.pageShift) - 1)))
+        return MachAddr(rawValue: (d.frame << form.pageShift) | (a & ((UInt64(1) << form.pageShift) - 1)))
     }
 
     /// Translate, with how many bytes from `a` on lie in the same page (large pages included):
@@ -183,8 +184,8 @@ public final class PageTableWalker {
         let d = try descend(a, root: root, form: form, stopLevel: 1, steps: nil)
         let size = d.largePageSize ?? (UInt64(1) << form.pageShift)
         let within = a & (size - 1)
-        if d.largePageSize != nil { return (MachAddr(d.largePageBase | within), size - within) }
-        return (MachAddr((d.frame << form.pageShift) | within), size - within)
+        if d.largePageSize != nil { return (MachAddr(rawValue: d.largePageBase | within), size - within) }
+        return (MachAddr(rawValue: (d.frame << form.pageShift) | within), size - within)
     }
 
     /// The frame that the entry at `level` names for address `a`: a page-table page for
@@ -192,7 +193,7 @@ public final class PageTableWalker {
     public func frame(for a: UInt64, atLevel level: Int, root: MachAddr, form: PagingForm) throws -> MFN? {
         let d = try descend(a, root: root, form: form, stopLevel: level, steps: nil)
         if d.largePageSize != nil && level > 1 { return nil }
-        return MFN(d.frame)
+        return MFN(rawValue: d.frame)
     }
 }
 

@@ -150,7 +150,7 @@ public final class XenHost {
         }
         let (root, o) = (l4 - xenVirtStart).addingReportingOverflow(start)
         guard !o, root < 1 << 52 else { throw TranslationError("\(p): idle page table's machine address overflows (xen_phys_start 0x\(String(start, radix: 16)))") }
-        pageTables = KernelPageTables(walker: PageTableWalker(memory: dump.memory), root: MachAddr(root))
+        pageTables = KernelPageTables(walker: PageTableWalker(memory: dump.memory), root: MachAddr(rawValue: root))
         pageInfoSize = try need("SIZE(page_info)")
         countInfoOffset = try need("OFFSET(page_info.count_info)")
         ownerOffset = try need("OFFSET(page_info._domain)")
@@ -162,8 +162,8 @@ public final class XenHost {
         }
         let ft = try need("SYMBOL(frame_table)"), mp = try need("SYMBOL(max_page)")
         do {
-            frameTable = try pageTables.readU64(KVAddr(ft))
-            maxPage = try pageTables.readU64(KVAddr(mp))
+            frameTable = try pageTables.readU64(KVAddr(rawValue: ft))
+            maxPage = try pageTables.readU64(KVAddr(rawValue: mp))
         } catch { throw TranslationError("\(p): cannot read frame_table/max_page through Xen's idle page tables at machine 0x\(String(root, radix: 16)): \(error)") }
         guard maxPage > 0, maxPage < 1 << 40 else { throw TranslationError("\(p): Xen's max_page 0x\(String(maxPage, radix: 16)) is implausible") }
         pdx = try inferPDX()
@@ -178,7 +178,7 @@ public final class XenHost {
         var runs: [(pdx: UInt64, mfn: UInt64, count: UInt64)] = []
         let mem = dump.memory
         func table(_ mfn: UInt64) throws -> [UInt64] {
-            let b = try mem.readBytes(MachAddr(mfn << 12), count: 4096)
+            let b = try mem.readBytes(MachAddr(rawValue: mfn << 12), count: 4096)
             return b.withUnsafeBytes { r in (0..<512).map { UInt64(littleEndian: r.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self)) } }
         }
         func add(_ pdx: UInt64, _ mfn: UInt64, _ n: UInt64) {
@@ -250,7 +250,7 @@ public final class XenHost {
     /// The direct-map address of a machine frame.
     @inline(__always) func directMap(_ mfn: UInt64) -> UInt64 { XenLayout.directMapStart &+ pdx.pdx(ofMfn: mfn) << 12 }
 
-    public func readU64(_ va: UInt64) throws -> UInt64 { try pageTables.readU64(KVAddr(va)) }
+    public func readU64(_ va: UInt64) throws -> UInt64 { try pageTables.readU64(KVAddr(rawValue: va)) }
 
     /// Whether an address lies in Xen's direct map of this machine.
     func inDirectMap(_ a: UInt64) -> Bool { a >= XenLayout.directMapStart && a < XenLayout.directMapStart + maxPdx << 12 }
@@ -298,11 +298,11 @@ public final class XenHost {
             let f = pdx.mfn(ofPdx: x)
             defer { x += UInt64(n) }
             do {
-                try pi.withUnsafeMutableBytes { try pageTables.read(KVAddr(frameTable &+ x &* pageInfoSize), into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<(n * Int(pageInfoSize))])) }
+                try pi.withUnsafeMutableBytes { try pageTables.read(KVAddr(rawValue: frameTable &+ x &* pageInfoSize), into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<(n * Int(pageInfoSize))])) }
             } catch { missing(f, UInt64(n), error); continue }
             var m2pOK = true
             do {
-                try m2p.withUnsafeMutableBytes { try pageTables.read(KVAddr(XenLayout.m2pStart &+ f &* 8), into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<(n * 8)])) }
+                try m2p.withUnsafeMutableBytes { try pageTables.read(KVAddr(rawValue: XenLayout.m2pStart &+ f &* 8), into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<(n * 8)])) }
             } catch { m2pOK = false }
             try pi.withUnsafeBytes { p in
                 try m2p.withUnsafeBufferPointer { m in
@@ -356,7 +356,7 @@ public final class XenHost {
             let v = try readU64(array &+ i &* 8)
             guard v != 0 else { continue }
             guard v >= XenLayout.directMapStart, try readU64(v &+ l.vcpuDomain) == d.address else { return nil }
-            out.append(VCPUState(id: Int(i), userRegs: try pageTables.readBytes(KVAddr(v &+ l.userRegs), count: 200),
+            out.append(VCPUState(id: Int(i), userRegs: try pageTables.readBytes(KVAddr(rawValue: v &+ l.userRegs), count: 200),
                                  guestTableMfn: try readU64(v &+ l.guestTable)))
         }
         return out
@@ -406,7 +406,7 @@ public final class XenHost {
                 }
                 let plausible = (a.fllMfn == 0 || owned(a.fllMfn)) && (a.p2mCr3 == 0 || owned(a.p2mCr3 >> 12)) && a.maxPfn < 1 << 40
                 if plausible && (a.fllMfn != 0 || a.p2mCr3 != 0 || a.maxPfn != 0) {
-                    doms[i].sharedInfoMfn = MFN(f); doms[i].arch = a; break
+                    doms[i].sharedInfoMfn = MFN(rawValue: f); doms[i].arch = a; break
                 }
             }
         }
@@ -430,7 +430,7 @@ public final class XenHost {
                 let pg = try frameInfo(mfn)
                 guard pg.allocated, pg.xenHeap, pg.owner == x.ownerPdx else { return nil }   // shared_info is its own Xen-heap page
                 let a = try readArch(mfn: mfn)
-                if a.fllMfn != 0 || a.p2mCr3 != 0 { x.sharedInfoMfn = MFN(mfn); x.arch = a }
+                if a.fllMfn != 0 || a.p2mCr3 != 0 { x.sharedInfoMfn = MFN(rawValue: mfn); x.arch = a }
             }
             out.append(x)
         }
@@ -445,7 +445,7 @@ public final class XenHost {
 
     public func frameInfo(_ mfn: UInt64) throws -> XenPageInfo {
         guard pdx.hasPdx(mfn) else { throw TranslationError("machine frame 0x\(String(mfn, radix: 16)) lies in the PDX hole: no RAM there") }
-        let b = try pageTables.readBytes(KVAddr(frameTable &+ pdx.pdx(ofMfn: mfn) &* pageInfoSize), count: Int(pageInfoSize))
+        let b = try pageTables.readBytes(KVAddr(rawValue: frameTable &+ pdx.pdx(ofMfn: mfn) &* pageInfoSize), count: Int(pageInfoSize))
         return b.withUnsafeBytes { pageInfo($0, 0) }
     }
 

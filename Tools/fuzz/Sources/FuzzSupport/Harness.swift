@@ -50,8 +50,8 @@ public enum Harness {
     public static func note(_ data: UnsafeRawBufferPointer) {
         guard let d = try? P2MNote.decode(descriptor: data) else { return }
         _ = d.map.canonical()
-        _ = d.map.m2p(MFN(0x1000))
-        _ = d.map.entry(PFN(d.header.nrPfns / 2))
+        _ = d.map.m2p(MFN(rawValue: 0x1000))
+        _ = d.map.entry(PFN(rawValue: d.header.nrPfns / 2))
     }
 
     /// Open as a dump, then what every reader above does: notes, the note's decode, the roots,
@@ -66,7 +66,7 @@ public enum Harness {
             var buf = [UInt8](repeating: 0, count: 64)
             for s in d.memory.segments.prefix(256) {
                 for a in [s.start, s.end &- 64] {
-                    buf.withUnsafeMutableBytes { b in _ = try? d.memory.read(MachAddr(a), into: b) }
+                    buf.withUnsafeMutableBytes { b in _ = try? d.memory.read(MachAddr(rawValue: a), into: b) }
                 }
             }
         }
