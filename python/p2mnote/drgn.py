@@ -26,10 +26,12 @@ Example::
     for task in for_each_task(prog):
         print(task.pid.value_(), task.comm.string_().decode())
 
-User-space addresses (below 0x0000800000000000) are left to drgn's page-table walker, which
-reads the guest's page tables as if they held pseudo-physical frames: under PV they hold machine
-frames, so such reads fail or give wrong bytes. Read user memory of a PV guest through
-:meth:`p2mnote.Dump.read` with a machine address from your own walk instead.
+User-space addresses: drgn's own walker reads the guest's page tables as if they held
+pseudo-physical frames (under PV they hold machine frames); :mod:`p2mnote.user` replaces drgn's
+user-memory helpers (access_process_vm, access_remote_vm, follow_phys and what uses them:
+cmdline, environ, crash's ``rd -u`` and ``ps -a``) for these programs with a walk in machine
+memory. Each guest CPU's registers at the crash reach drgn as NT_PRSTATUS notes of a small core
+file (:func:`registers_core`), so ``crashed_thread().stack_trace()`` and crash's ``bt`` work.
 """
 
 from __future__ import annotations
@@ -232,6 +234,10 @@ def attach(
     source = "given"
     if vmcoreinfo is None:
         vmcoreinfo, source = choose_vmcoreinfo(dump)
+    # User-half reads walk the process's page tables in machine memory (p2mnote.user).
+    from p2mnote import user as _user
+
+    _user.install_drgn_helpers()
     regs: "list[_p2mnote.Registers]" = []
     if registers:
         try:

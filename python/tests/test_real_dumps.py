@@ -75,6 +75,8 @@ class _RealDump:
     domain: Optional[int] = None
     # Whether this guest panicked (the dom0 of a kdump: `echo c > /proc/sysrq-trigger`).
     panicked = False
+    # Whether the dump left out user pages (makedumpfile's dump level 31).
+    user_pages_excluded = False
 
     @classmethod
     def setUpClass(cls) -> None:
@@ -195,6 +197,38 @@ class _RealDump:
             except Exception as e:  # noqa: BLE001 - each failure is reported
                 failed.append((t.pid.value_(), str(e)))
         self.assertEqual(failed, [])
+
+    def test_user_memory_of_every_process(self) -> None:
+        """User-half reads walk the process's page tables in machine memory: each process's
+        argv names the program Linux named it after (task->comm), and the pseudo-physical
+        address follow_phys gives is a pfn the p2m maps to the frame holding those bytes."""
+        from drgn import FaultError
+        from drgn.helpers.linux.mm import access_remote_vm, cmdline, follow_phys
+        from drgn.helpers.linux.pid import for_each_task
+
+        if self.user_pages_excluded:
+            # makedumpfile's dump level 31 drops user data: said as such, never other bytes.
+            t = next(t for t in for_each_task(self.prog) if t.mm)
+            with self.assertRaisesRegex(FaultError, "excluded by makedumpfile's dump level"):
+                cmdline(t)
+            return
+        seen = 0
+        for t in for_each_task(self.prog):
+            if not t.mm:
+                continue
+            seen += 1
+            comm = t.comm.string_().decode()
+            argv = cmdline(t)
+            self.assertTrue(argv, f"{t.pid.value_()} {comm}: empty argv")
+            names = {os.path.basename(a.decode(errors="replace"))[:15] for a in argv[:2]}
+            self.assertIn(comm, names, f"{t.pid.value_()}: argv {argv}")
+            a = t.mm.arg_start.value_()
+            phys = follow_phys(t.mm, a).value_()
+            entry = self.lib.pfn_to_mfn(phys >> 12)
+            self.assertEqual(entry.kind, "mfn", f"{t.pid.value_()} {comm}: pfn {phys >> 12:#x} is {entry}")
+            n = min(64, 4096 - (a & 4095))
+            self.assertEqual(self.lib.read(phys, n, "pphys"), access_remote_vm(t.mm, a, n))
+        self.assertGreater(seen, 0, "no process with a user address space")
 
     def test_crash_bt_all(self) -> None:
         import contextlib
@@ -400,6 +434,7 @@ class RealDom0KdumpCompressedD31(_RealDump, unittest.TestCase):
     # Dump level 31 drops free, cache and zero pages: the freed init text and data are free
     # pages; task structs, modules and the rest of the image stay.
     unreadable_in_init_only = True
+    user_pages_excluded = True
 
     def test_same_bytes_as_the_elf_original(self) -> None:
         support.require_real("dom0.vmcore")
