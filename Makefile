@@ -2,7 +2,7 @@
 # Both install the Debian packages they need first (as root; apt-get is skipped when present).
 
 SWIFT ?= swift
-DEB_PACKAGES = libelf-dev liblz4-dev libedit-dev libxxhash-dev zlib1g-dev liblzo2-dev libsnappy-dev libzstd-dev makedumpfile pkgconf elfutils binutils lz4 zstd python3-libkdumpfile crash time tmux gcc python3 python3-venv libkdumpfile-dev strace
+DEB_PACKAGES = libelf-dev liblz4-dev libedit-dev libxxhash-dev zlib1g-dev liblzo2-dev libsnappy-dev libzstd-dev makedumpfile pkgconf elfutils binutils lz4 zstd python3-libkdumpfile crash time tmux gcc python3 python3-venv libkdumpfile-dev strace man-db python3-jsonschema
 DEMO ?= demo
 
 # Real Xen dumps (Tools/real-dump/make), cached outside the clone so a second run reuses them;
@@ -81,8 +81,7 @@ install: release
 	install -m 644 python/p2mnote/*.py $(DESTDIR)$(PYDIR)/p2mnote/
 	ln -sf $(PREFIX)/lib/libp2mnote.so $(DESTDIR)$(PYDIR)/p2mnote/libp2mnote.so
 	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
-	mkdir -p .build/man
-	$(SWIFT) package --allow-writing-to-directory .build/man generate-manual --multi-page --output-directory .build/man >/dev/null
+	Tools/man/make .build/man
 	for m in .build/man/p2m-emit*.1 .build/man/p2m-inject*.1 .build/man/p2m-analyze*.1 .build/man/p2m-extract*.1 .build/man/p2m-gendump*.1; do \
 	  case $$m in *.help.1) ;; *) install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man1/ ;; esac; done
 

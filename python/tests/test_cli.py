@@ -249,3 +249,25 @@ class LibraryLookup(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ManPages(unittest.TestCase):
+    """The man pages `make install` installs (Tools/man/make): SYNOPSIS names what each tool
+    really takes, and man(1) reads them without a warning."""
+
+    def test_synopsis_and_no_warnings(self) -> None:
+        support.require_executable("/usr/bin/man", "man (man-db; make deps installs it)")
+        out = support.tmp_dir()
+        r = subprocess.run([os.path.join(support.REPO, "Tools", "man", "make"), out], cwd=support.REPO,
+                           capture_output=True, text=True, timeout=900)
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        for tool in ("p2m-emit", "p2m-inject", "p2m-extract", "p2m-analyze"):
+            with open(os.path.join(out, tool + ".1")) as f:
+                page = f.read()
+            synopsis = page.split(".Sh SYNOPSIS", 1)[1].split(".Sh ", 1)[0]
+            self.assertNotIn("subcommand", synopsis, tool)
+            w = subprocess.run(["man", "--warnings", "-E", "UTF-8", "-l", os.path.join(out, tool + ".1")],
+                               capture_output=True, text=True, env=dict(os.environ, MANWIDTH="80"), timeout=60)
+            self.assertEqual(w.returncode, 0, w.stderr)
+            self.assertEqual(w.stderr.strip(), "", f"{tool}: man warns")
+            self.assertIn(tool, w.stdout)
