@@ -166,8 +166,8 @@ public final class GuestSession {
     }
 
     /// Read `buffer.count` bytes at `address` in `space`, page by page, so that a failure says
-    /// which page; `done` counts the bytes read before it. Ctrl-C (Interrupt) is honoured every
-    /// 64 KiB.
+    /// which page; `done` counts the bytes read before it. Ctrl-C (Interrupt) is honoured before
+    /// each page (a flag read: a slow disk or a network file must not hold the prompt).
     public func read(_ space: AddressSpace, at address: UInt64, into buffer: UnsafeMutableRawBufferPointer, done: inout Int) throws {
         let memory = dump.memory
         let path = dump.path
@@ -193,8 +193,8 @@ public final class GuestSession {
             toMachine = { MachAddr(rawValue: $0) }
         }
         let page = Int(PageGeometry.x86.size)
-        var sinceCheck = 0
         while done < buffer.count {
+            try Interrupt.check()
             let (a, over) = address.addingReportingOverflow(UInt64(done))
             guard !over else { throw ReadError(kind: .pastEnd, message: "read of \(buffer.count) bytes at \(h(address)) runs past 2^64") }
             let n = min(page - Int(a & PageGeometry.x86.mask), buffer.count - done)
@@ -204,8 +204,6 @@ public final class GuestSession {
                 throw ReadError(kind: .notInDump, message: "machine address \(machine)\(what): \(error)")
             }
             done += n
-            sinceCheck += n
-            if sinceCheck >= 1 << 16 { sinceCheck = 0; try Interrupt.check() }
         }
     }
 

@@ -271,3 +271,63 @@ class ManPages(unittest.TestCase):
             self.assertEqual(w.returncode, 0, w.stderr)
             self.assertEqual(w.stderr.strip(), "", f"{tool}: man warns")
             self.assertIn(tool, w.stdout)
+
+
+class InterruptAtThePrompt(unittest.TestCase):
+    """Ctrl-C at p2m-analyze's prompt stops a long rd and the prompt comes back (the session goes
+    on). Each read of the dump is slowed (Tools/failshim/slowread.c) so that `rd -m 0 65536`
+    takes well over the time the test waits for the prompt to return."""
+
+    def test_ctrl_c_stops_a_long_rd(self) -> None:
+        import pty
+        import select
+        import time
+
+        support.require_executable(support.ANALYZE, "p2m-analyze")
+        d = support.tmp_dir()
+        shim = os.path.join(d, "slowread.so")
+        r = subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(support.REPO, "Tools", "failshim", "slowread.c"), "-ldl"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        g = support.generate("dom0", "--guest-mib", "128", "--seed", "31")
+        env = dict(os.environ, LD_PRELOAD=shim, SLOWREAD_US="400000", HOME=d, TERM="dumb")
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execve(support.ANALYZE, [support.ANALYZE, g.path, "--system-map", g.system_map], env)
+        out = b""
+
+        def until(pattern: bytes, seconds: float) -> bool:
+            nonlocal out
+            end = time.monotonic() + seconds
+            while pattern not in out and time.monotonic() < end:
+                ready, _, _ = select.select([fd], [], [], 0.1)
+                if ready:
+                    try:
+                        out += os.read(fd, 65536)
+                    except OSError:
+                        break
+            return pattern in out
+
+        try:
+            self.assertTrue(until(b"p2m> ", 60), out[-500:])
+            out = b""
+            os.write(fd, b"rd -m 0 65536\r")
+            time.sleep(1.5)  # inside the rd: its 128 page reads, slowed, take about 50 s
+            started = time.monotonic()
+            os.write(fd, b"\x03")
+            self.assertTrue(until(b"p2m> ", 10), out[-500:])
+            waited = time.monotonic() - started
+            self.assertLess(waited, 2.5, "the prompt came back only when rd had finished")
+            self.assertIn(b"interrupted", out)
+            out = b""
+            os.write(fd, b"banner\r")
+            self.assertTrue(until(b"Linux version", 30), out[-500:])
+            os.write(fd, b"quit\r")
+            until(b"\x00", 3)
+        finally:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid, 0)
+            os.close(fd)
