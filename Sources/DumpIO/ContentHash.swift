@@ -32,7 +32,7 @@ public enum ContentHash {
                 let data = lseek(fd, off_t(pos), seekData)
                 if data < 0 || UInt64(data) >= end { break }
                 let hole = min(UInt64(max(lseek(fd, off_t(data), seekHole), 0)), end)
-                var p = UInt64(data) & ~4095 < fileOffset ? UInt64(data) : UInt64(data) & ~4095
+                var p = UInt64(data) & ~PageGeometry.x86.mask < fileOffset ? UInt64(data) : UInt64(data) & ~PageGeometry.x86.mask
                 p = max(p, fileOffset)
                 while p < hole {
                     let n = Int(min(UInt64(buf.count), hole - p))

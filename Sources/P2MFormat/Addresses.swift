@@ -24,6 +24,16 @@ public struct PageGeometry: Hashable, Sendable {
     public var mask: UInt64 { size - 1 }
     public init(shift: UInt64) { self.shift = shift }
     public static let x86 = PageGeometry(shift: 12)
+    /// The frame number of an address.
+    @inline(__always) public func frame(_ address: UInt64) -> UInt64 { address >> shift }
+    /// The first address of a frame (the caller keeps the frame below 2^(64 − shift)).
+    @inline(__always) public func base(_ frame: UInt64) -> UInt64 { frame << shift }
+    /// An address's offset in its page.
+    @inline(__always) public func offset(_ address: UInt64) -> UInt64 { address & mask }
+    /// How many pages `bytes` bytes fill (rounded up; never overflows).
+    @inline(__always) public func pages(_ bytes: UInt64) -> UInt64 { bytes / size + (bytes & mask == 0 ? 0 : 1) }
+    /// `bytes` rounded up to a whole page (the caller keeps it below 2^64 − size).
+    @inline(__always) public func roundUp(_ bytes: UInt64) -> UInt64 { pages(bytes) * size }
 }
 
 /// Kernel virtual address (crash: KVADDR).

@@ -93,7 +93,7 @@ public final class P2MEncoder {
         if metadata.identityKnown { h.flags |= P2MNoteHeader.flagIdentityKnown }
         if metadata.crossChecked { h.flags |= P2MNoteHeader.flagCrossChecked }
         if let f = frames {
-            let expected = (nrPfns * UInt64(width.bytes) + 4095) / 4096
+            let expected = PageGeometry.x86.pages(nrPfns * UInt64(width.bytes))
             guard f.count == expected else {
                 throw P2MFormatError.encoding("frames stream has \(f.count) entries, the list has \(expected) pages")
             }
@@ -202,7 +202,7 @@ public struct P2MNote: Sendable {
         }
         // Rule 12
         if h.hasFrames {
-            let expected = (h.nrPfns * UInt64(width.bytes) + 4095) / 4096
+            let expected = PageGeometry.x86.pages(h.nrPfns * UInt64(width.bytes))
             guard h.nrListFrames == expected, h.mapStreamSize < h.decodedSize else {
                 throw P2MFormatError.sizeDisagrees("FRAMES: nr_list_frames \(h.nrListFrames) (expected \(expected)) or stream sizes \(h.mapStreamSize)/\(h.decodedSize) inconsistent")
             }

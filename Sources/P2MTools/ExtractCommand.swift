@@ -102,7 +102,7 @@ public enum Extractor {
         let ctx = saved.isEmpty ? context(nil) : saved.flatMap { context($0.userRegs) }
         let nvcpus = UInt64(ctx.count / vcpuContextSize)
         var shared = [UInt8](repeating: 0, count: 4096)
-        if let s = dom.sharedInfoMfn, let b = try? dump.memory.readBytes(MachAddr(rawValue: s.rawValue << 12), count: 4096) { shared = b }
+        if let s = dom.sharedInfoMfn, let b = try? dump.memory.readBytes(MachAddr(rawValue: PageGeometry.x86.base(s.rawValue)), count: Int(PageGeometry.x86.size)) { shared = b }
 
         let notes = xenNote(0x200_0000, []) + xenNote(0x200_0001, le(coreMagicPV, 8) + le(nvcpus, 8) + le(n, 8) + le(4096, 8))
             + xenNote(0x200_0002, version) + xenNote(0x200_0003, le(1, 8))
@@ -114,7 +114,7 @@ public enum Extractor {
         let notesOff = shoff + 64 * UInt64(names.count)
         let prOff = (notesOff + UInt64(notes.count) + 7) / 8 * 8
         let siOff = prOff + UInt64(ctx.count)
-        let pagesOff = (siOff + 4096 + 4095) / 4096 * 4096
+        let pagesOff = PageGeometry.x86.roundUp(siOff + PageGeometry.x86.size)
         let (pagesLen, o1) = n.multipliedReportingOverflow(by: 4096)
         guard !o1 else { throw DumpError(path, "too many pages") }
         let p2mOff = pagesOff + pagesLen

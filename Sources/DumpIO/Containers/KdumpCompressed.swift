@@ -105,7 +105,7 @@ public final class KdumpCompressed: DumpContainer {
         memoryMap = try MachineMemoryMap(path: f.path, segments: [
             // Weak: the registry must not keep its container alive (a cycle, leaked per open in
             // a library caller); a read after the container is gone is an error, never a trap.
-            MemorySegment(start: 0, length: maxMapnr << 12, origin: "kdump-compressed pages") { [weak self, path = f.path] off, buf in
+            MemorySegment(start: 0, length: PageGeometry.x86.base(maxMapnr), origin: "kdump-compressed pages") { [weak self, path = f.path] off, buf in
                 guard let s = self else { throw DumpError(path, "the kdump-compressed dump was closed; keep the container while reading its memory") }
                 try s.readMachine(off, into: buf)
             }])
@@ -309,8 +309,8 @@ public final class KdumpCompressed: DumpContainer {
         var done = 0
         var a = addr
         while done < buf.count {
-            let p = try page(a >> 12)
-            let o = Int(a & 0xfff)
+            let p = try page(PageGeometry.x86.frame(a))
+            let o = Int(PageGeometry.x86.offset(a))
             let n = min(buf.count - done, 4096 - o)
             p.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: buf[done..<done + n]).copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[o..<o + n])) }
             done += n

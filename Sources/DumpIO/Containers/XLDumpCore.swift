@@ -89,7 +89,7 @@ public final class XLDumpCore: DumpContainer, GuestRecord {
             }
             let first = byMfn[i].index
             let fileStart = base + first * 4096
-            segs.append(MemorySegment(start: byMfn[i].mfn << 12, length: UInt64(j - i) << 12, origin: ".xen_pages from page \(first)") { off, buf in
+            segs.append(MemorySegment(start: PageGeometry.x86.base(byMfn[i].mfn), length: PageGeometry.x86.base(UInt64(j - i)), origin: ".xen_pages from page \(first)") { off, buf in
                 try file.read(offset: fileStart + off, into: buf)
             })
             i = j

@@ -35,7 +35,7 @@ extension NoteInjector {
         if let n = note { blob += n }
         var st = stat(); fstat(fd, &st)
         let size = UInt64(st.st_size)
-        let dest = (size + 4095) / 4096 * 4096
+        let dest = PageGeometry.x86.roundUp(size)
         let vmciAbs = newVmci == oldVmci ? oldVmci : dest + newVmci
         let fields = le(vmciAbs) + le(vmciSize) + le(blob.isEmpty ? 0 : dest) + le(UInt64(blob.count))
         report.actions.append("\(existing == nil ? "add" : (note == nil ? "remove" : "replace")): a \(blob.count)-byte notes blob (\(k.notes.count - (existing == nil ? 0 : 1)) old notes\(note == nil ? "" : " + the p2mnote note")) appended at 0x\(String(dest, radix: 16)); offset_note/size_note\(oldVmci != 0 ? " and offset_vmcoreinfo" : "") switched in the sub-header")

@@ -81,7 +81,7 @@ public final class MachineMemoryMap: MachineMemory {
         return nil
     }
 
-    public func contains(_ address: MachAddr) -> Bool { segmentIndex(address.rawValue & ~0xfff) != nil }
+    public func contains(_ address: MachAddr) -> Bool { segmentIndex(address.rawValue & ~PageGeometry.x86.mask) != nil }
 
     public func read(_ address: MachAddr, into buffer: UnsafeMutableRawBufferPointer) throws {
         readCount += 1

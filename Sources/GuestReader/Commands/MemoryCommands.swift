@@ -50,7 +50,7 @@ struct Ptov {
     func execute(in s: GuestSession) throws -> CommandOutput {
         let p = address
         let (map, src) = try s.p2m()
-        guard p >> 12 < map.nrPfns else { throw SessionError("\(hex(p)) is beyond the p2m (\(map.nrPfns) pfns, \(src.location))") }
+        guard PageGeometry.x86.frame(p) < map.nrPfns else { throw SessionError("\(hex(p)) is beyond the p2m (\(map.nrPfns) pfns, \(src.location))") }
         var base: UInt64 = 0xffff_8880_0000_0000
         if let a = s.symbols.address("page_offset_base"), let k = try? s.kernel(), let v = try? k.pageTables.readU64(a) { base = v }
         let (dm, o) = base.addingReportingOverflow(p)

@@ -95,7 +95,7 @@ public final class GuestKernel {
             throw TranslationError("cannot read the pointer variable \(name) at \(a): \(error)")
         }
         guard value != 0 else { throw TranslationError("\(name) at \(a) is NULL: the kernel had not set up its p2m list") }
-        guard value & 0xfff == 0 else {
+        guard PageGeometry.x86.offset(value) == 0 else {
             throw TranslationError("\(name) at \(a) holds 0x\(String(value, radix: 16)), not a page address (a System.map of another kernel?)")
         }
         do { return try pageTables.translate(KVAddr(rawValue: value)).mfn() } catch {

@@ -128,7 +128,7 @@ public enum ListReader {
                     try sink.listFrames(MFN(rawValue: mfn.rawValue + k), count: 1)
                     do {
                         try buf.withUnsafeMutableBytes { b in
-                            try walker.memory.read(MachAddr(rawValue: (mfn.rawValue + k) << 12), into: UnsafeMutableRawBufferPointer(rebasing: b[0..<(Int(cnt) * 8)]))
+                            try walker.memory.read(MachAddr(rawValue: PageGeometry.x86.base(mfn.rawValue + k)), into: UnsafeMutableRawBufferPointer(rebasing: b[0..<(Int(cnt) * 8)]))
                         }
                         try buf.withUnsafeBufferPointer { try sink.entries(UnsafeBufferPointer(rebasing: $0[0..<Int(cnt)])) }
                     } catch let e as DumpError where e.notInDump {

@@ -34,7 +34,7 @@ public struct PseudoPhysicalMemory {
         while done < buffer.count {
             let (a, o) = pa.rawValue.addingReportingOverflow(UInt64(done))
             guard !o else { throw TranslationError("read past pseudo-physical address 2^64") }
-            let n = min(buffer.count - done, Int(4096 - (a & 0xfff)))
+            let n = min(buffer.count - done, Int(PageGeometry.x86.size - PageGeometry.x86.offset(a)))
             try machine.read(try translate(PhysAddr(rawValue: a)), into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + n]))
             done += n
         }

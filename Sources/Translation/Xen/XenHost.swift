@@ -145,7 +145,7 @@ public final class XenHost {
         let domainList = try need("SYMBOL(domain_list)")
         xenVirtStart = domainList & ~((1 << 30) - 1)
         let l4 = try need("SYMBOL(pgd_l4)")
-        guard l4 >= xenVirtStart, l4 - xenVirtStart < 1 << 30, l4 & 0xfff == 0 else {
+        guard l4 >= xenVirtStart, l4 - xenVirtStart < 1 << 30, PageGeometry.x86.offset(l4) == 0 else {
             throw TranslationError("\(p): VMCOREINFO_XEN SYMBOL(pgd_l4)=\(String(l4, radix: 16)) is not a page of Xen's image slot at 0x\(String(xenVirtStart, radix: 16))")
         }
         let (root, o) = (l4 - xenVirtStart).addingReportingOverflow(start)
@@ -178,27 +178,27 @@ public final class XenHost {
         var runs: [(pdx: UInt64, mfn: UInt64, count: UInt64)] = []
         let mem = dump.memory
         func table(_ mfn: UInt64) throws -> [UInt64] {
-            let b = try mem.readBytes(MachAddr(rawValue: mfn << 12), count: 4096)
+            let b = try mem.readBytes(MachAddr(rawValue: PageGeometry.x86.base(mfn)), count: Int(PageGeometry.x86.size))
             return b.withUnsafeBytes { r in (0..<512).map { UInt64(littleEndian: r.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self)) } }
         }
         func add(_ pdx: UInt64, _ mfn: UInt64, _ n: UInt64) {
             if let l = runs.last, l.pdx + l.count == pdx, l.mfn + l.count == mfn { runs[runs.count - 1].count += n } else { runs.append((pdx, mfn, n)) }
         }
         let present = PTE.present, pse = PTE.pse, mask = PTE.addressMask
-        let l4 = try table(pageTables.root.rawValue >> 12)
+        let l4 = try table(PageGeometry.x86.frame(pageTables.root.rawValue))
         var leaves = 0
         for s4 in 262..<272 where l4[s4] & present != 0 {             // 5 TiB of direct map
             let base4 = UInt64(s4 - 262) << 27                          // pdx of the slot's start
-            let l3 = try table((l4[s4] & mask) >> 12)
+            let l3 = try table(PageGeometry.x86.frame(l4[s4] & mask))
             for i3 in 0..<512 where l3[i3] & present != 0 {
                 let p3 = base4 + UInt64(i3) << 18
-                if l3[i3] & pse != 0 { add(p3, (l3[i3] & mask & ~0x3fff_ffff) >> 12, 1 << 18); leaves += 1; continue }
-                let l2 = try table((l3[i3] & mask) >> 12)
+                if l3[i3] & pse != 0 { add(p3, PageGeometry.x86.frame(l3[i3] & mask & ~0x3fff_ffff), 1 << 18); leaves += 1; continue }
+                let l2 = try table(PageGeometry.x86.frame(l3[i3] & mask))
                 for i2 in 0..<512 where l2[i2] & present != 0 {
                     let p2 = p3 + UInt64(i2) << 9
-                    if l2[i2] & pse != 0 { add(p2, (l2[i2] & mask & ~0x1f_ffff) >> 12, 512); leaves += 1; continue }
-                    let l1 = try table((l2[i2] & mask) >> 12)
-                    for i1 in 0..<512 where l1[i1] & present != 0 { add(p2 + UInt64(i1), (l1[i1] & mask) >> 12, 1); leaves += 1 }
+                    if l2[i2] & pse != 0 { add(p2, PageGeometry.x86.frame(l2[i2] & mask & ~0x1f_ffff), 512); leaves += 1; continue }
+                    let l1 = try table(PageGeometry.x86.frame(l2[i2] & mask))
+                    for i1 in 0..<512 where l1[i1] & present != 0 { add(p2 + UInt64(i1), PageGeometry.x86.frame(l1[i1] & mask), 1); leaves += 1 }
                 }
                 guard leaves < 1 << 24 else { throw TranslationError("\(dump.path): Xen's direct map has more than 2^24 leaves") }
             }
@@ -248,19 +248,19 @@ public final class XenHost {
     }
 
     /// The direct-map address of a machine frame.
-    @inline(__always) func directMap(_ mfn: UInt64) -> UInt64 { XenLayout.directMapStart &+ pdx.pdx(ofMfn: mfn) << 12 }
+    @inline(__always) func directMap(_ mfn: UInt64) -> UInt64 { XenLayout.directMapStart &+ PageGeometry.x86.base(pdx.pdx(ofMfn: mfn)) }
 
     public func readU64(_ va: UInt64) throws -> UInt64 { try pageTables.readU64(KVAddr(rawValue: va)) }
 
     /// Whether an address lies in Xen's direct map of this machine.
-    func inDirectMap(_ a: UInt64) -> Bool { a >= XenLayout.directMapStart && a < XenLayout.directMapStart + maxPdx << 12 }
+    func inDirectMap(_ a: UInt64) -> Bool { a >= XenLayout.directMapStart && a < XenLayout.directMapStart + PageGeometry.x86.base(maxPdx) }
 
     /// The domain list, in Xen's order (sorted by id), then dom_xen and dom_io (not in the list);
     /// each with the owner value its frames carry (the pdx of its struct domain).
     public func domainList() throws -> [XenDomain] {
         var out: [XenDomain] = []
         func domain(_ id: UInt64, _ a: UInt64, system: Bool) -> XenDomain {
-            XenDomain(id: UInt16(id & 0xffff), address: a, ownerPdx: UInt32(truncatingIfNeeded: (a - XenLayout.directMapStart) >> 12), system: system)
+            XenDomain(id: UInt16(id & 0xffff), address: a, ownerPdx: UInt32(truncatingIfNeeded: PageGeometry.x86.frame(a - XenLayout.directMapStart)), system: system)
         }
         var seen = Set<UInt64>()
         guard let head = info.symbol("domain_list") else { throw TranslationError("\(dump.path): no SYMBOL(domain_list)") }
@@ -378,7 +378,7 @@ public final class XenHost {
                     guard m != 0, m < maxPage, let pg = try? frameInfo(m) else { return false }
                     return pg.allocated && pg.owner == doms[i].ownerPdx
                 }
-                let plausible = (a.fllMfn == 0 || owned(a.fllMfn)) && (a.p2mCr3 == 0 || owned(a.p2mCr3 >> 12)) && a.maxPfn < 1 << 40
+                let plausible = (a.fllMfn == 0 || owned(a.fllMfn)) && (a.p2mCr3 == 0 || owned(PageGeometry.x86.frame(a.p2mCr3))) && a.maxPfn < 1 << 40
                 if plausible && (a.fllMfn != 0 || a.p2mCr3 != 0 || a.maxPfn != 0) {
                     doms[i].sharedInfoMfn = MFN(rawValue: f); doms[i].arch = a; break
                 }
@@ -398,8 +398,8 @@ public final class XenHost {
             guard x.pages <= maxPage else { return nil }
             if !x.system {
                 let si = try readU64(x.address &+ l.sharedInfo)
-                guard si >= XenLayout.directMapStart, si & 0xfff == 0 else { return nil }
-                let mfn = pdx.mfn(ofPdx: (si - XenLayout.directMapStart) >> 12)
+                guard si >= XenLayout.directMapStart, PageGeometry.x86.offset(si) == 0 else { return nil }
+                let mfn = pdx.mfn(ofPdx: PageGeometry.x86.frame(si - XenLayout.directMapStart))
                 guard mfn < maxPage else { return nil }
                 let pg = try frameInfo(mfn)
                 guard pg.allocated, pg.xenHeap, pg.owner == x.ownerPdx else { return nil }   // shared_info is its own Xen-heap page
