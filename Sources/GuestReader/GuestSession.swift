@@ -17,8 +17,9 @@ public struct GuestOptions: Sendable {
     public var dump: String
     /// The guest (--domain), its symbols and the tables to use.
     public var guest = GuestSelection()
-    /// struct module's offsets (--module-offsets).
-    public var moduleLayout = ModuleOffsets()
+    /// struct module's offsets as the user gives them (--module-offsets); nil: from the
+    /// kernel's BTF in the dump, else a table of verified builds (GuestSession.moduleLayout).
+    public var moduleOffsets: ModuleOffsets?
     public init(dump: String) { self.dump = dump }
 }
 
@@ -50,6 +51,7 @@ public final class GuestSession {
     private var p2mCache: (map: P2MMap, source: P2MTableSource)?
     private var pseudoCache: PseudoPhysicalMemory?
     var registersCache: Result<[GuestRegisters], Error>?
+    private var moduleLayoutCache: Result<ModuleLayout, Error>?
 
     /// Open the dump (once) and the guest's symbols; with a domain, find it in Xen's tables.
     /// Throws the dump's own error (a file that cannot be read, or is no dump) as it is.
@@ -137,6 +139,34 @@ public final class GuestSession {
         let p = PseudoPhysicalMemory(map: m, machine: dump.memory, origin: s.location)
         pseudoCache = p
         return p
+    }
+
+    /// struct module's layout for this kernel: --module-offsets; else the kernel's own BTF in the
+    /// dump; else a build whose layout was checked on a real dump of it. Never another build's
+    /// offsets: without any of these the command says so and fails.
+    public func moduleLayout() throws -> ModuleLayout {
+        if let r = moduleLayoutCache { return try r.get() }
+        let r = Result { () throws -> ModuleLayout in
+            if let o = options.moduleOffsets { return ModuleLayout(o, source: "--module-offsets") }
+            let k = try kernel()
+            var why = "no __start_BTF/__stop_BTF symbols"
+            if symbols.address("__start_BTF") != nil {
+                do { return try ModuleLayout(btf: try k.btf(), source: "the kernel's BTF in the dump") } catch { why = "\(error)" }
+            }
+            if let l = Self.verifiedModuleLayout(k) { return l }
+            let release = k.release() ?? "an unknown release"
+            throw TranslationError("\(dump.path): struct module's layout is not known for \(release) (\(why); not a build whose layout was checked on a real dump); pass --module-offsets list,name,core_base,core_size", kind: .noLayout)
+        }
+        moduleLayoutCache = r
+        return try r.get()
+    }
+
+    /// Builds whose struct module layout was checked against their BTF on a real dump
+    /// (RealDumpTests): Debian 12's Linux 6.1.0-N-amd64.
+    public static func verifiedModuleLayout(_ k: GuestKernel) -> ModuleLayout? {
+        guard let r = k.release(), r.hasPrefix("6.1.0-"), r.hasSuffix("-amd64"),
+              let banner = try? k.banner(), banner.contains("Debian 6.1.") else { return nil }
+        return ModuleLayout(ModuleOffsets(), source: "the layout of Debian 12's Linux 6.1.0-N-amd64 (checked against the BTF of a real dump of that build)")
     }
 
     /// A hex number (0x optional, as crash reads it), a symbol, or symbol+offset.

@@ -55,7 +55,7 @@ private func status(of error: Error, fallback: p2mnote_status) -> p2mnote_status
         case .noP2M: return P2MNOTE_ERR_NO_P2M
         case .noRoot: return P2MNOTE_ERR_FORMAT
         case .noDomain: return P2MNOTE_ERR_NO_DOMAIN
-        case .other, .interrupted: return fallback
+        case .other, .interrupted, .noLayout: return fallback
         }
     case let e as ReadError:
         switch e.kind {

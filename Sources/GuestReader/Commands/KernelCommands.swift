@@ -33,7 +33,7 @@ struct Sym {
         let region = KernelRegion.of(va)
         // A module's address: name it by its module, never by the last kernel symbol below it.
         if region == .modules {
-            if let k = try? s.kernel(), let mods = try? k.modules(s.options.moduleLayout), let m = mods.first(where: { $0.contains(va) }) {
+            if let k = try? s.kernel(), let layout = try? s.moduleLayout(), let mods = try? k.modules(layout), let m = mods.first(where: { $0.contains(va) }) {
                 return try s.output("sym", Result(address: va, symbol: nil, offset: Hex64(v - m.base.rawValue), type: nil, region: region.rawValue, module: m.name))
             }
             return try s.output("sym", Result(address: va, symbol: nil, offset: nil, type: nil, region: region.rawValue, module: nil))
@@ -76,6 +76,8 @@ enum Mod {
     static let spec = CommandSpec("mod", abstract: "Loaded modules (the kernel's `modules` list).") { s, _ in try execute(in: s) }
     struct Result: TextResult {
         var modules: [LoadedModule]
+        /// Where struct module's layout came from.
+        var layout: String
         var text: String {
             "      MODULE        NAME                      BASE              SIZE\n" + modules.map {
                 "  " + String(format: "%016llx", $0.module.rawValue) + "  " + $0.name.padding(toLength: max(24, $0.name.count), withPad: " ", startingAt: 0) + "  " + String(format: "%016llx  %llu", $0.base.rawValue, $0.size) + "\n"
@@ -83,7 +85,8 @@ enum Mod {
         }
     }
     static func execute(in s: GuestSession) throws -> CommandOutput {
-        try s.output("mod", Result(modules: try s.kernel().modules(s.options.moduleLayout)))
+        let layout = try s.moduleLayout()
+        return try s.output("mod", Result(modules: try s.kernel().modules(layout), layout: layout.source))
     }
 }
 

@@ -70,7 +70,7 @@ public struct AnalyzeCommand: ParsableCommand {
             case "--module-offsets":
                 let s = try v()
                 guard let m = ModuleOffsets(argument: s, parse: parseHexArg) else { throw ValidationError("--module-offsets wants 4 hex numbers: list,name,core_base,core_size") }
-                g.o.moduleLayout = m
+                g.o.moduleOffsets = m
             case "--no-note": g.o.guest.useNote = false
             case "--xen-syms": g.o.guest.xenSyms = try v()
             case "--domain": let s = try v(); guard let n = UInt16(s) else { throw ValidationError("--domain \(s): not a domain id (0-65535)") }; g.o.guest.domain = n
@@ -88,7 +88,7 @@ public struct AnalyzeCommand: ParsableCommand {
         o.guest.p2mMFN = p2mMfn.map { MFN(rawValue: $0.value) }; o.guest.useNote = !noNote; o.guest.domain = domain; o.guest.xenSyms = xenSyms
         if let m = moduleOffsets {
             guard let l = ModuleOffsets(argument: m, parse: parseHexArg) else { throw ValidationError("--module-offsets wants 4 hex numbers: list,name,core_base,core_size") }
-            o.moduleLayout = l
+            o.moduleOffsets = l
         }
         var g = Globals(o: o, json: json)
         let args = try AnalyzeCommand.extractGlobals(command, into: &g)

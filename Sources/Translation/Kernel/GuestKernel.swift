@@ -7,7 +7,7 @@ import P2MFormat
 
 public struct TranslationError: Error, CustomStringConvertible, Sendable {
     /// What went wrong, for callers that map errors to codes (libp2mnote's status).
-    public enum Kind: Sendable { case other, noRoot, noSymbol, mismatch, unmapped, beyondTable, noP2M, noDomain, interrupted }
+    public enum Kind: Sendable { case other, noRoot, noSymbol, mismatch, unmapped, beyondTable, noP2M, noDomain, interrupted, noLayout }
     public let message: String
     public let kind: Kind
     public init(_ m: String, kind: Kind = .other) { message = m; self.kind = kind }
@@ -29,6 +29,7 @@ public struct SharedP2MFrames: Sendable, Equatable {
 }
 
 public final class GuestKernel {
+    var btfResult: Result<BTF, Error>?
     public let dump: DumpContainer
     public let symbols: SymbolTable
     public let pageTables: KernelPageTables

@@ -2,8 +2,10 @@
 import DumpIO
 import P2MFormat
 
-/// struct module offsets. Defaults: Debian 12's Linux 6.1 (ptype/o struct module on its debug
-/// vmlinux: list at 0x8, name at 0x18, core_layout.base at 0x140, core_layout.size at 0x148).
+/// struct module offsets of the core_layout form (Linux < 6.4), as --module-offsets gives them.
+/// Defaults: Debian 12's Linux 6.1 (ptype/o struct module on its debug vmlinux: list at 0x8, name
+/// at 0x18, core_layout.base at 0x140, core_layout.size at 0x148; RealDumpTests checks them
+/// against the BTF of the real dump).
 public struct ModuleOffsets: Sendable, Equatable {
     public var list: UInt64 = 0x8
     public var name: UInt64 = 0x18
@@ -20,6 +22,55 @@ public struct ModuleOffsets: Sendable, Equatable {
     }
 }
 
+/// Where struct module keeps what /proc/modules prints, for one kernel, and where that was learnt.
+public struct ModuleLayout: Sendable, Equatable {
+    public enum Memory: Sendable, Equatable {
+        /// Linux < 6.4: core_layout {base, size}: the module's base and size.
+        case coreLayout(base: UInt64, size: UInt64)
+        /// Linux ≥ 6.4 (kernel/module/procfs.c): mem[count] of struct module_memory, `stride`
+        /// bytes each, {base, size}; the base is mem[MOD_TEXT = 0]'s, the size the sum of all.
+        case regions(array: UInt64, stride: UInt64, count: Int, base: UInt64, size: UInt64)
+    }
+    public var list: UInt64
+    public var name: UInt64
+    public var nameLength: Int
+    public var memory: Memory
+    /// Where the layout came from, for people ("BTF in the dump", "--module-offsets", …).
+    public var source: String
+
+    public init(list: UInt64, name: UInt64, nameLength: Int, memory: Memory, source: String) {
+        self.list = list; self.name = name; self.nameLength = nameLength; self.memory = memory; self.source = source
+    }
+
+    public init(_ o: ModuleOffsets, source: String) {
+        self.init(list: o.list, name: o.name, nameLength: o.nameLength, memory: .coreLayout(base: o.coreBase, size: o.coreSize), source: source)
+    }
+
+    /// From the kernel's BTF: struct module's list, name and core_layout or mem[].
+    public init(btf: BTF, source: String) throws {
+        func need(_ path: String) throws -> (offset: UInt64, type: UInt32) {
+            guard let m = btf.member(of: "module", path) else { throw TranslationError("\(source): struct module has no \(path)", kind: .noLayout) }
+            return m
+        }
+        let list = try need("list").offset
+        let name = try need("name")
+        let nameLength = Int(min(btf.size(name.type) ?? 56, 4096))
+        if let core = btf.member(of: "module", "core_layout") {
+            guard let b = btf.member(of: "module_layout", "base"), let z = btf.member(of: "module_layout", "size") else {
+                throw TranslationError("\(source): struct module_layout has no base or size", kind: .noLayout)
+            }
+            self.init(list: list, name: name.offset, nameLength: nameLength, memory: .coreLayout(base: core.offset + b.offset, size: core.offset + z.offset), source: source)
+        } else if let mem = btf.member(of: "module", "mem"), let (_, arr) = btf.resolved(mem.type), let a = arr.array,
+                  let b = btf.member(of: "module_memory", "base"), let z = btf.member(of: "module_memory", "size"),
+                  let stride = btf.size(a.element), a.count > 0, a.count <= 64 {
+            self.init(list: list, name: name.offset, nameLength: nameLength,
+                      memory: .regions(array: mem.offset, stride: stride, count: Int(a.count), base: b.offset, size: z.offset), source: source)
+        } else {
+            throw TranslationError("\(source): struct module has neither core_layout (Linux < 6.4) nor mem[] (Linux 6.4 and later)", kind: .noLayout)
+        }
+    }
+}
+
 public struct LoadedModule: Sendable, Codable, Equatable {
     public var module: KVAddr
     public var name: String
@@ -29,8 +80,23 @@ public struct LoadedModule: Sendable, Codable, Equatable {
 }
 
 extension GuestKernel {
+    /// The kernel's BTF (between __start_BTF and __stop_BTF), read from the dump once.
+    public func btf() throws -> BTF {
+        if let r = btfResult { return try r.get() }
+        let r = Result { () throws -> BTF in
+            let start = try symbol("__start_BTF"), stop = try symbol("__stop_BTF")
+            guard stop.rawValue > start.rawValue, stop.rawValue - start.rawValue <= 1 << 26 else {
+                throw TranslationError("__start_BTF \(start) .. __stop_BTF \(stop) is no BTF section", kind: .noLayout)
+            }
+            let bytes = try pageTables.readBytes(start, count: Int(stop.rawValue - start.rawValue))
+            return try BTF(bytes, source: "the kernel's BTF at \(start)")
+        }
+        btfResult = r
+        return try r.get()
+    }
+
     /// Walk `modules` (a list_head whose next pointers lead through struct module's `list`).
-    public func modules(_ ml: ModuleOffsets = ModuleOffsets()) throws -> [LoadedModule] {
+    public func modules(_ ml: ModuleLayout) throws -> [LoadedModule] {
         let head = try symbol("modules")
         var out: [LoadedModule] = []
         var node = try pageTables.readU64(head)
@@ -40,8 +106,19 @@ extension GuestKernel {
             let m = node &- ml.list
             let nameBytes = try pageTables.readBytes(KVAddr(rawValue: m &+ ml.name), count: ml.nameLength)
             let name = String(decoding: nameBytes.prefix { $0 != 0 }, as: UTF8.self)
-            let base = try pageTables.readU64(KVAddr(rawValue: m &+ ml.coreBase))
-            let size = try pageTables.readU64(KVAddr(rawValue: m &+ ml.coreSize)) & 0xffff_ffff
+            let base: UInt64, size: UInt64
+            switch ml.memory {
+            case .coreLayout(let b, let z):
+                base = try pageTables.readU64(KVAddr(rawValue: m &+ b))
+                size = try pageTables.readU64(KVAddr(rawValue: m &+ z)) & 0xffff_ffff
+            case .regions(let array, let stride, let count, let b, let z):
+                base = try pageTables.readU64(KVAddr(rawValue: m &+ array &+ b))
+                var total: UInt64 = 0
+                for i in 0..<UInt64(count) {
+                    total &+= try pageTables.readU64(KVAddr(rawValue: m &+ array &+ i &* stride &+ z)) & 0xffff_ffff
+                }
+                size = total
+            }
             out.append(LoadedModule(module: KVAddr(rawValue: m), name: name, base: KVAddr(rawValue: base), size: size))
             node = try pageTables.readU64(KVAddr(rawValue: node))
         }
