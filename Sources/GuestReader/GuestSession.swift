@@ -20,6 +20,7 @@ public struct GuestOptions: Sendable {
     /// struct module's offsets as the user gives them (--module-offsets); nil: from the
     /// kernel's BTF in the dump, else a table of verified builds (GuestSession.moduleLayout).
     public var moduleOffsets: ModuleOffsets?
+    /// Options for `dump` with no symbols, the dump's own guest, the note first.
     public init(dump: String) { self.dump = dump }
 }
 
@@ -36,17 +37,25 @@ public enum AddressSpace: String, Sendable, Codable, CaseIterable {
 /// A read that failed, typed so that a front end can tell the caller why (the C library
 /// turns each kind into its status).
 public struct ReadError: Error, CustomStringConvertible {
+    /// unmapped: no translation; beyondP2M: past the p2m's end; notInDump: the frame is not in
+    /// the dump (excluded or outside every segment); pastEnd: the range runs past 2^64.
     public enum Kind: Sendable { case unmapped, beyondP2M, notInDump, pastEnd }
+    /// Why the read failed.
     public let kind: Kind
+    /// What failed, with the file and the address.
     public let message: String
     public var description: String { message }
 }
 
 /// One guest of one dump, opened once.
 public final class GuestSession {
+    /// What the session was opened with.
     public let options: GuestOptions
+    /// The dump, opened once.
     public let dump: DumpContainer
+    /// The guest kernel's symbols (System.map, vmlinux, VMCOREINFO), KASLR applied.
     public let symbols: SymbolTable
+    /// Every source of the guest's p2m and page-table root, in the order they are trusted.
     public let resolver: P2MResolver
     private var p2mCache: (map: P2MMap, source: P2MTableSource)?
     private var pseudoCache: PseudoPhysicalMemory?
@@ -246,6 +255,7 @@ public final class GuestSession {
 /// The pfn whose p2m entry is an mfn: its value for JSON (a pfn, or nil), how it stands, with
 /// every candidate, and the text.
 public struct PfnOfMfn: Encodable, Sendable {
+    /// How the pfns naming an mfn stand.
     public enum Status: String, Encodable, Sendable {
         /// One pfn maps it.
         case unique
@@ -256,9 +266,12 @@ public struct PfnOfMfn: Encodable, Sendable {
         /// No p2m to ask.
         case unknown
     }
+    /// The one pfn (unique), else nil.
     public var pfn: PFN?
     public var status: Status
+    /// Every pfn whose entry is the mfn.
     public var candidates: [PFN]
+    /// "pfn 0x…", "pfn ambiguous (…)", "pfn none", "pfn ?".
     public var text: String {
         switch status {
         case .unique: return "pfn \(pfn.map(\.description) ?? "?")"

@@ -42,6 +42,7 @@ struct Envelope<R: Encodable>: Encodable {
 
 /// A command that cannot run as asked: a bad argument, an unknown command, a pfn beyond the p2m.
 public struct SessionError: Error, CustomStringConvertible {
+    /// What is wrong, for people.
     public let message: String
     public init(_ m: String) { message = m }
     public var description: String { message }
@@ -72,6 +73,7 @@ func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
 
 /// Split a command line into words; "quotes" group words.
 public enum ShellWords {
+    /// The words of `line`: blanks separate, quotes group (crash reads a line the same way).
     public static func split(_ line: String) -> [String] {
         var out: [String] = [], cur = "", quote: Character? = nil, any = false
         for c in line {
@@ -87,6 +89,8 @@ public enum ShellWords {
 
 /// The text form of a cross-check (the JSON form is the report itself): `check`, emit and inject say it.
 public enum CrossCheckText {
+    /// One block per source compared (agrees, DIFFERS with the first differences, unreadable),
+    /// then the sources that could not be compared and why.
     public static func render(_ c: CrossCheckReport, subject: String = "note") -> String {
         var t = ""
         for s in c.comparisons {
@@ -109,6 +113,7 @@ public enum CrossCheckText {
 
 /// Entry counts by kind (Spec §3).
 public struct CountsJSON: Codable, Sendable, Equatable {
+    /// Entries of each kind.
     public var mfn: UInt64, invalid: UInt64, identity: UInt64, foreign: UInt64
     public init(_ c: EntryCounts) { mfn = c.mfn; invalid = c.invalid; identity = c.identity; foreign = c.foreign }
 }

@@ -8,6 +8,7 @@
 
 /// One parameter of a command.
 public struct CommandParameter: Sendable {
+    /// Positional word or flag.
     public enum Kind: Sendable {
         /// A positional word; with a default it may be left out.
         case positional(default: String?)
@@ -17,11 +18,14 @@ public struct CommandParameter: Sendable {
     /// The key its value is found under (positional: shown as `<name>`).
     public let name: String
     public let kind: Kind
+    /// One line for the command's help.
     public let help: String
 
+    /// A positional word (`default`: it may be left out).
     public static func argument(_ name: String, default value: String? = nil, _ help: String) -> CommandParameter {
         CommandParameter(name: name, kind: .positional(default: value), help: help)
     }
+    /// A flag, `-s` and/or `--long`.
     public static func flag(_ name: String, short: Character? = nil, long: String? = nil, _ help: String) -> CommandParameter {
         CommandParameter(name: name, kind: .flag(short: short, long: long), help: help)
     }
@@ -48,9 +52,13 @@ public struct ParsedWords: Sendable {
 
 /// A command of the session: what it is called, says and takes, and what it does.
 public struct CommandSpec {
+    /// The command's word ("rd").
     public let name: String
+    /// One line: what it does.
     public let abstract: String
+    /// More, for its help.
     public let discussion: String?
+    /// What it takes, in usage order.
     public let parameters: [CommandParameter]
     let run: (GuestSession, ParsedWords) throws -> CommandOutput
 

@@ -2,6 +2,7 @@
 // in the analyzer's one-shot, prompt and script modes and in the C library's p2mnote_command.
 import Foundation
 
+/// The session's command set.
 public enum GuestCommands {
     /// The commands, in the order help lists them.
     public static let all: [CommandSpec] = [
