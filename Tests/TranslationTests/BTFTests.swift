@@ -25,6 +25,12 @@ struct BTFAssembler {
         for (n, t, byteOffset) in members { u32(str(n)); u32(t); u32(byteOffset * 8) }
         return id
     }
+    /// The types struct module's list and name need: (u64, u32, list_head, char[56]).
+    mutating func moduleBasics() -> (UInt32, UInt32, UInt32, UInt32) {
+        let u64 = int("long unsigned int", bytes: 8), u32 = int("unsigned int", bytes: 4), ch = int("char", bytes: 1)
+        let listHead = structure("list_head", size: 16, [("next", u64, 0), ("prev", u64, 8)])
+        return (u64, u32, listHead, array(of: ch, index: u32, 56))
+    }
     func bytes() -> [UInt8] {
         var h: [UInt8] = [0x9f, 0xeb, 1, 0]
         for v: UInt32 in [24, 0, UInt32(types.count), UInt32(types.count), UInt32(strings.count)] { h += withUnsafeBytes(of: v.littleEndian, Array.init) }
@@ -35,9 +41,7 @@ struct BTFAssembler {
 struct BTFTests {
     @Test func coreLayoutForm() throws {
         var a = BTFAssembler()
-        let u64 = a.int("long unsigned int", bytes: 8), u32 = a.int("unsigned int", bytes: 4), ch = a.int("char", bytes: 1)
-        let listHead = a.structure("list_head", size: 16, [("next", u64, 0), ("prev", u64, 8)])
-        let name = a.array(of: ch, index: u32, 56)
+        let (u64, u32, listHead, name) = a.moduleBasics()
         let layout = a.structure("module_layout", size: 80, [("base", u64, 0), ("size", u32, 8)])
         _ = a.structure("module", size: 1024, [("state", u32, 0), ("list", listHead, 8), ("name", name, 24), ("core_layout", layout, 320)])
         let btf = try BTF(a.bytes(), source: "test")
@@ -48,9 +52,7 @@ struct BTFTests {
 
     @Test func memRegionsForm() throws {
         var a = BTFAssembler()
-        let u64 = a.int("long unsigned int", bytes: 8), u32 = a.int("unsigned int", bytes: 4), ch = a.int("char", bytes: 1)
-        let listHead = a.structure("list_head", size: 16, [("next", u64, 0), ("prev", u64, 8)])
-        let name = a.array(of: ch, index: u32, 56)
+        let (u64, u32, listHead, name) = a.moduleBasics()
         let memory = a.structure("module_memory", size: 64, [("base", u64, 0), ("size", u32, 8)])
         let mem = a.array(of: memory, index: u32, 7)
         _ = a.structure("module", size: 1536, [("state", u32, 0), ("list", listHead, 8), ("name", name, 24), ("mem", mem, 336)])
