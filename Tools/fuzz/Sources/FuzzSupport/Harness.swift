@@ -81,7 +81,8 @@ public enum Harness {
             if let k = try? r.kernel() {
                 _ = try? k.banner()
                 _ = try? k.sharedFrames()
-                _ = try? k.modules()
+                _ = try? k.modules(ModuleLayout(ModuleOffsets(), source: "fuzz"))
+                _ = try? k.btf()
             }
             if let (map, source) = try? r.resolve() {
                 _ = r.crossCheck(map, identityKnown: source.coverage.knowsIdentity, skip: source.name)
