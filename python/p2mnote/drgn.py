@@ -248,7 +248,8 @@ def attach(
     # already initialized"), and both add drgn's page-table reader over the whole virtual space,
     # which the kernel-half segment below then overrides (later segments win in drgn's reader).
     if regs:
-        fd = os.memfd_create("p2mnote-registers", os.MFD_CLOEXEC)
+        # drgn shows the core's path as the dump's (crash's DUMPFILE): name it after the dump.
+        fd = os.memfd_create(f"{os.fsdecode(dump.path)} (registers from Xen's stacks)", os.MFD_CLOEXEC)
         core = registers_core(vmcoreinfo, regs)
         view = memoryview(core)
         while view:
