@@ -51,8 +51,7 @@ extension GuestSession {
         func belongs(_ f: GuestRegisterFinder.CPUFrame) -> Bool {
             if let c = f.current { return c.domain == domain }
             guard let p = probe, let here, f.pcpu < roots.count else { return options.guest.domain == nil }
-            let w = PageTableWalker(memory: dump.memory)
-            return (try? w.translate(p.rawValue, root: roots[f.pcpu].rootTable, form: .x86_64)) == here
+            return (try? resolver.walker.translate(p.rawValue, root: roots[f.pcpu].rootTable, form: .x86_64)) == here
         }
         var seen: Set<Int> = []
         for f in try GuestRegisterFinder.cpuFrames(dump: dump, host: host) where belongs(f) {
@@ -67,7 +66,7 @@ extension GuestSession {
         // vCPUs on no physical CPU: struct vcpu, where Xen's build is known.
         if let d = try? host.domain(domain), let vcpus = try? host.vcpus(of: d) {
             for v in vcpus where !seen.contains(v.id) {
-                guard let regs = GuestRegisters.fromXen(v.userRegs), regs[16] != 0 else { continue }
+                guard let regs = GuestRegisters.fromXen(v.userRegs), regs[GuestRegisters.ripIndex] != 0 else { continue }
                 out.append(GuestRegisters(cpu: v.id, pcpu: nil, running: false, source: "struct vcpu \(v.id) of domain \(domain) (arch.user_regs, saved when Xen switched it out)",
                                           cpuFrom: "vcpu_id", values: regs))
             }

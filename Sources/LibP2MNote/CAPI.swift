@@ -306,8 +306,8 @@ public func p2mnote_vtop(_ h: OpaquePointer?, _ vaddr: UInt64, _ out: UnsafeMuta
         w.vaddr = vaddr
         w.maddr = r.address.rawValue
         w.page_size = r.pageSize
-        w.pfn = .max
-        if let (m, _) = try? s.p2m(), case .unique(let p) = m.m2p(r.address.mfn()) { w.pfn = p.rawValue }
+        // The pfn when the p2m names exactly one (the session's m2p answer, as vtop prints it).
+        w.pfn = s.session.pfn(ofMfn: r.address.mfn()).pfn?.rawValue ?? .max
         w.nsteps = UInt32(min(r.steps.count, 5))
         withUnsafeMutableBytes(of: &w.steps) { raw in
             let steps = raw.bindMemory(to: p2mnote_walk_step.self)

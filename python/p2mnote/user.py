@@ -36,13 +36,19 @@ class UserFault(Exception):
         self.address = address
 
 
-def translate(dump: "_p2mnote.Dump", pgd: int, vaddr: int) -> Tuple[int, int]:
-    """(machine address, bytes to the end of its page) of ``vaddr`` in the address space whose
-    top table is at kernel virtual address ``pgd`` (``mm->pgd``)."""
+def root(dump: "_p2mnote.Dump", pgd: int, vaddr: int) -> int:
+    """The machine address of the top table at kernel virtual address ``pgd`` (``mm->pgd``);
+    ``vaddr`` names the address a failure is reported at."""
     try:
-        table = dump.vtop(pgd).maddr & _FRAME
+        return dump.vtop(pgd).maddr & _FRAME
     except _p2mnote.P2MNoteError as e:
         raise UserFault(f"the page table at {pgd:#x} does not translate: {e.message}", vaddr)
+
+
+def translate(dump: "_p2mnote.Dump", top: int, vaddr: int) -> Tuple[int, int]:
+    """(machine address, bytes to the end of its page) of ``vaddr`` under the top table at
+    machine address ``top`` (:func:`root`)."""
+    table = top
     for level, shift in ((4, 39), (3, 30), (2, 21), (1, 12)):
         index = (vaddr >> shift) & 511
         try:
@@ -62,9 +68,10 @@ def translate(dump: "_p2mnote.Dump", pgd: int, vaddr: int) -> Tuple[int, int]:
 
 def read(dump: "_p2mnote.Dump", pgd: int, vaddr: int, size: int) -> bytes:
     """``size`` bytes at user address ``vaddr`` of the address space ``pgd``."""
+    top = root(dump, pgd, vaddr)
     out = bytearray()
     while size > 0:
-        maddr, left = translate(dump, pgd, vaddr)
+        maddr, left = translate(dump, top, vaddr)
         n = min(size, left, PAGE - (vaddr & (PAGE - 1)))
         try:
             out += dump.read(maddr, n, _p2mnote.MACHINE)
@@ -77,7 +84,7 @@ def read(dump: "_p2mnote.Dump", pgd: int, vaddr: int, size: int) -> bytes:
 
 def physical(dump: "_p2mnote.Dump", pgd: int, vaddr: int) -> int:
     """The pseudo-physical address of ``vaddr``: the pfn whose p2m entry is its machine frame."""
-    maddr, _ = translate(dump, pgd, vaddr)
+    maddr, _ = translate(dump, root(dump, pgd, vaddr), vaddr)
     pfns = dump.mfn_to_pfn(maddr >> 12)
     if len(pfns) != 1:
         what = "no pfn" if not pfns else f"{len(pfns)} pfns ({', '.join(hex(p) for p in pfns[:4])})"

@@ -54,10 +54,13 @@ public struct GuestRegisters: Sendable, Codable {
 
     public func value(_ name: String) -> UInt64? { Self.names.firstIndex(of: name).map { values[$0] } }
 
+    /// rip's place in `values`: a set whose rip is 0 was never saved.
+    public static let ripIndex = 16
+
     /// From Xen's struct cpu_user_regs (200 bytes); fs_base and gs_base where known.
     public static func fromXen(_ r: [UInt8], fsBase: UInt64 = 0, gsBase: UInt64 = 0) -> [UInt64]? {
         guard r.count >= 0xa8 else { return nil }
-        func q(_ o: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(r[o + $1]) << (8 * UInt64($1)) } }
+        func q(_ o: Int) -> UInt64 { word(r, at: o) }
         var v = (0..<15).map { q($0 * 8) }                  // r15 … rdi
         v.append(.max)                                       // orig_rax: not a syscall frame
         v += [q(0x80), q(0x88) & 0xffff, q(0x90), q(0x98), q(0xa0) & 0xffff, fsBase, gsBase]
@@ -96,16 +99,16 @@ public enum GuestRegisterFinder {
         for (i, n) in prstatus.enumerated() {
             let d = n.desc
             guard d.count >= 112 + 27 * 8 else { continue }
-            func reg(_ k: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(d[112 + k * 8 + $1]) << (8 * UInt64($1)) } }
+            func reg(_ k: Int) -> UInt64 { word(d, at: 112 + k * 8) }
             let rsp = reg(19), fsBase = reg(21), gsBase = reg(22)
             // A CPU that was not shot down left its note unwritten.
             guard rsp != 0 else { continue }
             let top = (rsp | 0x7fff) &+ 1
             guard top > 0x108, let info = try? host.pageTables.readBytes(KVAddr(rawValue: top - 0x108), count: 0x108) else { continue }
-            func q(_ o: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(info[o + $1]) << (8 * UInt64($1)) } }
+            func q(_ o: Int) -> UInt64 { word(info, at: o) }
             // cpu_info.processor_id must be this note's CPU: else the stack is not what we think.
             guard q(0xc8) & 0xffff_ffff == UInt64(i) else { continue }
-            guard let regs = GuestRegisters.fromXen(Array(info[0..<0xc8]), fsBase: fsBase, gsBase: gsBase), regs[16] != 0 else { continue }
+            guard let regs = GuestRegisters.fromXen(Array(info[0..<0xc8]), fsBase: fsBase, gsBase: gsBase), regs[GuestRegisters.ripIndex] != 0 else { continue }
             var current: (UInt16, Int)? = nil
             var idle = false
             let v = q(0xd0)
@@ -123,10 +126,15 @@ public enum GuestRegisterFinder {
     public static func contexts(_ record: GuestRecord) throws -> [(index: Int, regs: [UInt64], gsBaseKernel: UInt64)] {
         try record.vcpuContexts().enumerated().compactMap { i, c in
             guard c.count >= 0x1430 else { return nil }
-            func q(_ o: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(c[o + $1]) << (8 * UInt64($1)) } }
+            func q(_ o: Int) -> UInt64 { word(c, at: o) }
             let gsk = q(0x1420)
             guard let regs = GuestRegisters.fromXen(Array(c[0x208..<0x2d0]), fsBase: q(0x1418), gsBase: gsk) else { return nil }
             return (i, regs, gsk)
         }
     }
+}
+
+/// The little-endian word at `o` (the callers check the length first).
+private func word(_ b: [UInt8], at o: Int) -> UInt64 {
+    (0..<8).reduce(0) { $0 | UInt64(b[o + $1]) << (8 * UInt64($1)) }
 }
