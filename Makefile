@@ -2,7 +2,7 @@
 # Both install the Debian packages they need first (as root; apt-get is skipped when present).
 
 SWIFT ?= swift
-DEB_PACKAGES = libelf-dev liblz4-dev libedit-dev libxxhash-dev zlib1g-dev liblzo2-dev libsnappy-dev libzstd-dev makedumpfile pkgconf elfutils binutils lz4 zstd python3-libkdumpfile crash time tmux gcc python3 python3-venv libkdumpfile-dev strace man-db python3-jsonschema
+DEB_PACKAGES = libelf-dev libdw-dev liblz4-dev libedit-dev libxxhash-dev zlib1g-dev liblzo2-dev libsnappy-dev libzstd-dev makedumpfile pkgconf elfutils binutils lz4 zstd python3-libkdumpfile crash time tmux gcc python3 python3-venv libkdumpfile-dev strace man-db python3-jsonschema
 DEMO ?= demo
 
 # Real Xen dumps (Tools/real-dump/make), cached outside the clone so a second run reuses them;

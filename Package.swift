@@ -59,12 +59,14 @@ let package = Package(
                        providers: [.apt(["libsnappy-dev"])]),
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
                        providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CDW", path: "Sources/CDW", pkgConfig: "libdw",
+                       providers: [.apt(["libdw-dev"])]),
         .systemLibrary(name: "CEdit", path: "Sources/CEdit", pkgConfig: "libedit",
                        providers: [.apt(["libedit-dev"])]),
 
         .target(name: "P2MFormat", dependencies: ["CLZ4", "CXXHash"]),
         .target(name: "DumpIO", dependencies: ["P2MFormat", "CLibElf", "CZlib", "CLZO", "CSnappy", "CZstd"]),
-        .target(name: "Translation", dependencies: ["P2MFormat", "DumpIO"]),
+        .target(name: "Translation", dependencies: ["P2MFormat", "DumpIO", "CDW"]),
         .target(name: "GuestReader", dependencies: ["P2MFormat", "DumpIO", "Translation"]),
         .target(name: "P2MTools", dependencies: [
             "P2MFormat", "DumpIO", "Translation", "GuestReader", "CEdit",

@@ -160,7 +160,7 @@ public final class GuestSession {
             let k = try kernel()
             var why = "no __start_BTF/__stop_BTF symbols"
             if symbols.address("__start_BTF") != nil {
-                do { return try ModuleLayout(btf: try k.btf(), source: "the kernel's BTF in the dump") } catch { why = "\(error)" }
+                do { return try ModuleLayout(types: try k.btf()) } catch { why = "\(error)" }
             }
             if let l = Self.verifiedModuleLayout(k) { return l }
             let release = k.release() ?? "an unknown release"

@@ -185,7 +185,7 @@ public enum Emitter {
     /// every guest (the same kernel), else each guest's shared_info tells where its list is.
     public static func emitAllDomains(_ o: EmitOptions, dump given: DumpContainer? = nil) throws -> [EmitResult] {
         let dump = try given ?? openDump(path: o.input)
-        let host = try XenHost(dump: dump, xenSymbols: try o.guest.xenSyms.map(XenHost.loadSymbols))
+        let host = try XenHost.open(dump: dump, xenSyms: o.guest.xenSyms)
         let guests = try host.domains().filter { !$0.system && $0.looksPV }
         guard !guests.isEmpty else { throw DumpError(o.input, "Xen's domain list holds no PV guest") }
         let m2ps = try XenM2PSource.rebuild(host: host, domains: guests)

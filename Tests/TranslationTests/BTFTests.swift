@@ -45,7 +45,7 @@ struct BTFTests {
         let layout = a.structure("module_layout", size: 80, [("base", u64, 0), ("size", u32, 8)])
         _ = a.structure("module", size: 1024, [("state", u32, 0), ("list", listHead, 8), ("name", name, 24), ("core_layout", layout, 320)])
         let btf = try BTF(a.bytes(), source: "test")
-        let l = try ModuleLayout(btf: btf, source: "test")
+        let l = try ModuleLayout(types: btf)
         #expect(l.list == 8 && l.name == 24 && l.nameLength == 56)
         #expect(l.memory == .coreLayout(base: 320, size: 328))
     }
@@ -56,7 +56,7 @@ struct BTFTests {
         let memory = a.structure("module_memory", size: 64, [("base", u64, 0), ("size", u32, 8)])
         let mem = a.array(of: memory, index: u32, 7)
         _ = a.structure("module", size: 1536, [("state", u32, 0), ("list", listHead, 8), ("name", name, 24), ("mem", mem, 336)])
-        let l = try ModuleLayout(btf: try BTF(a.bytes(), source: "test"), source: "test")
+        let l = try ModuleLayout(types: try BTF(a.bytes(), source: "test"))
         #expect(l.memory == .regions(array: 336, stride: 64, count: 7, base: 0, size: 8))
     }
 
@@ -64,7 +64,7 @@ struct BTFTests {
         var a = BTFAssembler()
         let u64 = a.int("long unsigned int", bytes: 8)
         _ = a.structure("module", size: 64, [("list", u64, 8), ("name", u64, 24)])
-        #expect(throws: TranslationError.self) { _ = try ModuleLayout(btf: try BTF(a.bytes(), source: "test"), source: "test") }
+        #expect(throws: TranslationError.self) { _ = try ModuleLayout(types: try BTF(a.bytes(), source: "test")) }
     }
 
     /// Hostile bytes: every truncation and random damage of a valid BTF is an error or a value,
@@ -80,7 +80,7 @@ struct BTFTests {
         for _ in 0..<2000 {
             var b = good
             for _ in 0..<3 { b[Int(rng.next() % UInt64(b.count))] = UInt8(truncatingIfNeeded: rng.next()) }
-            if let btf = try? BTF(b, source: "damaged") { _ = try? ModuleLayout(btf: btf, source: "damaged"); _ = btf.size(5) }
+            if let btf = try? BTF(b, source: "damaged") { _ = try? ModuleLayout(types: btf); _ = btf.size(5) }
         }
     }
 }

@@ -46,25 +46,23 @@ public struct ModuleLayout: Sendable, Equatable {
         self.init(list: o.list, name: o.name, nameLength: o.nameLength, memory: .coreLayout(base: o.coreBase, size: o.coreSize), source: source)
     }
 
-    /// From the kernel's BTF: struct module's list, name and core_layout or mem[].
-    public init(btf: BTF, source: String) throws {
-        func need(_ path: String) throws -> (offset: UInt64, type: UInt32) {
-            guard let m = btf.member(of: "module", path) else { throw TranslationError("\(source): struct module has no \(path)", kind: .noLayout) }
-            return m
-        }
-        let list = try need("list").offset
-        let name = try need("name")
-        let nameLength = Int(min(btf.size(name.type) ?? 56, 4096))
-        if let core = btf.member(of: "module", "core_layout") {
-            guard let b = btf.member(of: "module_layout", "base"), let z = btf.member(of: "module_layout", "size") else {
+    /// From the kernel's types (its BTF, or a vmlinux's DWARF): struct module's list, name and
+    /// core_layout (Linux < 6.4) or mem[] (6.4 and later).
+    public init(types: some TypeLayouts) throws {
+        let source = types.origin
+        let list = try types.need("list", of: "module").offset
+        let name = try types.need("name", of: "module")
+        let nameLength = Int(min(name.size ?? 56, 4096))
+        if let core = types.member("core_layout", of: "module") {
+            guard let b = types.member("base", of: "module_layout"), let z = types.member("size", of: "module_layout") else {
                 throw TranslationError("\(source): struct module_layout has no base or size", kind: .noLayout)
             }
             self.init(list: list, name: name.offset, nameLength: nameLength, memory: .coreLayout(base: core.offset + b.offset, size: core.offset + z.offset), source: source)
-        } else if let mem = btf.member(of: "module", "mem"), let (_, arr) = btf.resolved(mem.type), let a = arr.array,
-                  let b = btf.member(of: "module_memory", "base"), let z = btf.member(of: "module_memory", "size"),
-                  let stride = btf.size(a.element), a.count > 0, a.count <= 64 {
+        } else if let mem = types.member("mem", of: "module"), let count = mem.count, let stride = mem.stride,
+                  let b = types.member("base", of: "module_memory"), let z = types.member("size", of: "module_memory"),
+                  count > 0, count <= 64 {
             self.init(list: list, name: name.offset, nameLength: nameLength,
-                      memory: .regions(array: mem.offset, stride: stride, count: Int(a.count), base: b.offset, size: z.offset), source: source)
+                      memory: .regions(array: mem.offset, stride: stride, count: Int(count), base: b.offset, size: z.offset), source: source)
         } else {
             throw TranslationError("\(source): struct module has neither core_layout (Linux < 6.4) nor mem[] (Linux 6.4 and later)", kind: .noLayout)
         }
@@ -89,7 +87,7 @@ extension GuestKernel {
                 throw TranslationError("__start_BTF \(start) .. __stop_BTF \(stop) is no BTF section", kind: .noLayout)
             }
             let bytes = try pageTables.readBytes(start, count: Int(stop.rawValue - start.rawValue))
-            return try BTF(bytes, source: "the kernel's BTF at \(start)")
+            return try BTF(bytes, source: "the kernel's BTF in the dump (__start_BTF \(start))")
         }
         btfResult = r
         return try r.get()

@@ -263,7 +263,7 @@ public final class P2MResolver {
     /// Xen's tables of a host dump.
     public func host() throws -> XenHost {
         if let r = hostResult { return try r.get() }
-        let r = Result { try XenHost(dump: dump, xenSymbols: try options.xenSyms.map(XenHost.loadSymbols)) }
+        let r = Result { try XenHost.open(dump: dump, xenSyms: options.xenSyms) }
         hostResult = r
         return try r.get()
     }

@@ -17,9 +17,9 @@
 //    which for a PV kernel in kernel mode is its per-CPU base, __per_cpu_offset[cpu] (checked on
 //    the real dumps of Tools/real-dump: it tracks the vCPU Xen had loaded). This needs the
 //    guest's symbols and no Xen layout at all. Without them, a CPU whose current_vcpu is a guest
-//    vCPU (not the idle one) names it through struct vcpu's head: vcpu_id at 0 and the domain
-//    pointer at 0x10 (4.17) or 0x18 (4.20), struct domain's domain_id at 0 (xen/include/xen/
-//    sched.h of both; other versions: not known, said so).
+//    vCPU (not the idle one) names it through struct vcpu's vcpu_id and domain pointer (where
+//    the build's layout is known: XenHost.structLayout), and struct domain's domain_id
+//    (VMCOREINFO_XEN).
 //  • An xl dump-core's .xen_prstatus holds one vcpu_guest_context (0x1430 bytes,
 //    public/arch-x86/xen.h) per vCPU whose context Xen gave (tools/libs/guest/xg_core.c):
 //    user_regs at 0x208, gs_base_kernel at 0x1420.
@@ -71,16 +71,6 @@ public struct GuestRegisters: Sendable, Codable {
 
 /// The registers Xen's stacks and the dump's records hold, before they are matched to the guest.
 public enum GuestRegisterFinder {
-    /// struct vcpu's domain pointer by Xen version (sched.h: the fields before it have fixed
-    /// sizes in 4.17 and 4.20).
-    static func vcpuDomainOffset(major: UInt64, minor: UInt64) -> UInt64? {
-        switch (major, minor) {
-        case (4, 17): return 0x10
-        case (4, 20): return 0x18
-        default: return nil
-        }
-    }
-
     /// One physical CPU's frame: the guest registers in its cpu_info and whom they belong to.
     public struct CPUFrame: Sendable {
         public var pcpu: Int
@@ -94,7 +84,7 @@ public enum GuestRegisterFinder {
     /// Every physical CPU's frame of a dump with Xen's crash notes (a dom0 kdump, a host's dump).
     public static func cpuFrames(dump: DumpContainer, host: XenHost) throws -> [CPUFrame] {
         let prstatus = dump.notes.filter { $0.name == "CORE" && $0.type == 1 }
-        let version = dump.crashInfo
+        let layout = host.structLayout
         var out: [CPUFrame] = []
         for (i, n) in prstatus.enumerated() {
             let d = n.desc
@@ -112,8 +102,7 @@ public enum GuestRegisterFinder {
             var current: (UInt16, Int)? = nil
             var idle = false
             let v = q(0xd0)
-            if let ci = version, let off = vcpuDomainOffset(major: ci.major, minor: ci.minor),
-               let vid = try? host.readU64(v), let dom = try? host.readU64(v &+ off), let did = try? host.readU64(dom) {
+            if let l = layout, let vid = try? host.readU64(v &+ l.vcpuId), let dom = try? host.readU64(v &+ l.vcpuDomain), let did = try? host.readU64(dom &+ host.domainIdOffset) {
                 let id = UInt16(did & 0xffff)
                 if id == 0x7fff { idle = true } else { current = (id, Int(vid & 0xffff_ffff)) }
             }

@@ -118,13 +118,31 @@ public final class XenHost {
     /// What the symbols confirmed, for people (nil: none given).
     public private(set) var symbolCheck: String?
 
-    /// Xen's symbols from xen-syms (an ELF, symbol table only in Debian's -dbg) or its .map.
+    /// Xen's symbols from xen-syms (an ELF) or its .map.
     public static func loadSymbols(_ path: String) throws -> SymbolTable {
-        let head = (try? OpenFile(path: path).read(offset: 0, count: 4)) ?? []
-        return head == [0x7f, 0x45, 0x4c, 0x46] ? try SymbolTable.vmlinux(path: path) : try SymbolTable.systemMap(path: path)
+        isELF(path) ? try SymbolTable.vmlinux(path: path) : try SymbolTable.systemMap(path: path)
     }
 
-    public init(dump: DumpContainer, xenSymbols: SymbolTable? = nil) throws {
+    static func isELF(_ path: String) -> Bool { ((try? OpenFile(path: path).read(offset: 0, count: 4)) ?? []) == [0x7f, 0x45, 0x4c, 0x46] }
+
+    /// The host of a dump with `--xen-syms` (optional): its symbols, and where it is an ELF with
+    /// DWARF (Debian's 4.20 xen-syms; 4.17's -dbg has a symbol map only), its struct layouts.
+    public static func open(dump: DumpContainer, xenSyms: String?) throws -> XenHost {
+        guard let path = xenSyms else { return try XenHost(dump: dump) }
+        let symbols = try loadSymbols(path)
+        var types: DWARFTypes? = nil
+        var why: String? = nil
+        if isELF(path) {
+            do { types = try DWARFTypes(path: path) } catch { why = "\(error)" }
+        } else { why = "\(path) is a symbol map, without types" }
+        return try XenHost(dump: dump, xenSymbols: symbols, xenTypes: types, xenTypesWhy: why)
+    }
+
+    /// struct domain's and struct vcpu's layout for this build (nil: not known; `structLayoutWhy` says why).
+    public private(set) var structLayout: XenStructLayout?
+    public private(set) var structLayoutWhy = ""
+
+    public init(dump: DumpContainer, xenSymbols: SymbolTable? = nil, xenTypes: (any TypeLayouts)? = nil, xenTypesWhy: String? = nil) throws {
         self.dump = dump
         self.xenSymbols = xenSymbols
         let p = dump.path
@@ -169,6 +187,16 @@ public final class XenHost {
         pdx = try inferPDX()
         maxPdx = pdx.pdx(ofMfn: maxPage - 1) + 1
         if let xs = xenSymbols { try checkSymbols(xs) }
+        // struct domain's layout: the build's own types (checked the same build as the dump by
+        // checkSymbols above), else the table of builds verified on real dumps, else none.
+        let build = XenStructLayout.Build(dump: dump)
+        if let t = xenTypes {
+            structLayout = try XenStructLayout(types: t)
+        } else if let b = build, let l = XenStructLayout.verified(for: b) {
+            structLayout = l
+        } else {
+            structLayoutWhy = "struct domain's layout is not known for \(build?.description ?? "this Xen (no crash info)"): not a build checked on a real dump\(xenTypesWhy.map { ", and --xen-syms gave none (\($0))" } ?? "; xen-syms with DWARF (--xen-syms) would give it")"
+        }
         // The direct map spans 5 TiB (non-BIGMEM): no more pdx than that.
         guard maxPdx <= 0x5000_0000 else { throw TranslationError("\(p): Xen's max_page 0x\(String(maxPage, radix: 16)) needs pdx 0x\(String(maxPdx, radix: 16)), beyond the 5 TiB direct map") }
     }
@@ -318,35 +346,19 @@ public final class XenHost {
                            owner: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: o + Int(ownerOffset), as: UInt32.self)))
     }
 
-    /// struct domain's fields beyond VMCOREINFO_XEN, for a build recognised by its crash info
-    /// version and VMCOREINFO_XEN's SIZE(domain)/next_in_list (Xen 4.17 as Debian builds it:
-    /// shared_info at 16, tot_pages at 88, xenheap_pages at 92, max_pages at 100, read with
-    /// pahole from a rebuild of RELEASE-4.17.7 with Debian's config and checked on the real host
-    /// dump). Each domain's values are still checked against the frame table before use.
-    struct DomainLayout {
-        var sharedInfo: UInt64; var totPages: UInt64; var xenHeapPages: UInt64
-        /// struct domain: max_vcpus (u32) and the vcpu pointer array; struct vcpu: its domain
-        /// pointer, arch.user_regs (struct cpu_user_regs, the public ABI's 200 bytes, saved when
-        /// Xen switched the vCPU out) and arch.guest_table (the mfn of the guest kernel's L4).
-        var maxVcpus: UInt64 = 4, vcpus: UInt64 = 8, vcpuDomain: UInt64 = 16, userRegs: UInt64 = 648, guestTable: UInt64 = 2824
-    }
-    var knownLayout: DomainLayout? {
-        guard let ci = dump.crashInfo, ci.major == 4, ci.minor == 17, info.values["SIZE(domain)"] == "2304", nextOffset == 136 else { return nil }
-        return DomainLayout(sharedInfo: 16, totPages: 88, xenHeapPages: 92)
-    }
-
     /// Whether the cached domains came from a pass over the frame table (else from struct domain).
     private var scannedFrameTable = false
     /// How `domains` found the counts, for people.
     public var domainsMethod: String {
-        scanned == nil ? "" : scannedFrameTable ? "frame table scan" : "struct domain (Xen 4.17 layout), checked against the frame table"
+        scanned == nil ? "" : scannedFrameTable ? "frame table scan\(structLayout == nil ? " (\(structLayoutWhy))" : "")"
+            : "struct domain (layout from \(structLayout?.source ?? "?")), each checked against the frame table"
     }
 
     /// Every domain with its page counts and shared_info: from struct domain where the layout is
     /// known and checks out (O(domains)), else from one pass over the frame table.
     public func domains(scan: Bool = false) throws -> [XenDomain] {
         if let s = scanned, !scan || scannedFrameTable { return s }
-        if !scan, let l = knownLayout, let fast = try? domainsFromStructs(l) {
+        if !scan, let l = structLayout, let fast = try? domainsFromStructs(l) {
             scanned = fast
             return fast
         }
@@ -389,7 +401,7 @@ public final class XenHost {
     }
 
     /// The fast path: nil (or a throw) as soon as anything does not check out.
-    private func domainsFromStructs(_ l: DomainLayout) throws -> [XenDomain]? {
+    private func domainsFromStructs(_ l: XenStructLayout) throws -> [XenDomain]? {
         var out: [XenDomain] = []
         for var x in try domainList() {
             let counts = try readU64(x.address &+ l.totPages)

@@ -8,7 +8,7 @@
 import Foundation
 import P2MFormat
 
-public struct BTF: Sendable {
+public struct BTF: TypeLayouts {
     public enum Kind: UInt32, Sendable {
         case int = 1, ptr, array, structure, union, enumeration, fwd, typedef, volatile, const, restrict,
              function, functionProto, variable, dataSection, float, declTag, typeTag, enum64
@@ -27,8 +27,10 @@ public struct BTF: Sendable {
     /// Types by id (index 0 is void).
     public private(set) var types: [TypeInfo?] = [nil]
     private var byName: [String: [UInt32]] = [:]
+    public let origin: String
 
     public init(_ b: [UInt8], source: String) throws {
+        origin = source
         func fail(_ m: String) -> TranslationError { TranslationError("\(source): BTF: \(m)", kind: .other) }
         func u32(_ o: Int) throws -> UInt32 {
             guard o >= 0, o + 4 <= b.count else { throw fail("read past its end at \(o)") }
@@ -135,5 +137,21 @@ public struct BTF: Sendable {
             if let inner = find(name, in: m.type, depth: depth + 1) { return (UInt64(m.bitOffset / 8) + inner.offset, inner.type) }
         }
         return nil
+    }
+}
+
+extension BTF {
+    public func member(_ path: String, of structure: String) -> MemberLayout? {
+        guard let m = member(of: structure, path) else { return nil }
+        var out = MemberLayout(offset: m.offset, size: size(m.type))
+        if let (_, t) = resolved(m.type), let a = t.array, let e = size(a.element) {
+            out.count = UInt64(a.count); out.stride = e
+        }
+        return out
+    }
+
+    public func size(of structure: String) -> UInt64? {
+        guard let (id, _) = self.structure(structure) else { return nil }
+        return size(id)
     }
 }
