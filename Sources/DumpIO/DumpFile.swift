@@ -364,7 +364,7 @@ public struct XenCrashRegs: Sendable {
 /// VMCOREINFO-style text: KEY=VALUE lines.
 public struct VMCoreInfo: Sendable {
     public var values: [String: String] = [:]
-    init(_ d: [UInt8]) {
+    public init(_ d: [UInt8]) {
         let text = String(decoding: d.prefix { $0 != 0 }, as: UTF8.self)
         for line in text.split(separator: "\n") {
             guard let eq = line.firstIndex(of: "=") else { continue }

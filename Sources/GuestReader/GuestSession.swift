@@ -73,9 +73,38 @@ public final class GuestSession {
     public init(dump: DumpContainer, options o: GuestOptions) throws {
         options = o
         self.dump = dump
-        symbols = try SymbolTable.forDump(systemMap: o.guest.systemMap, vmlinux: o.guest.vmlinux, dump: dump)
+        var symbols = try SymbolTable.forDump(systemMap: o.guest.systemMap, vmlinux: o.guest.vmlinux, dump: dump)
+        if o.guest.systemMap == nil, o.guest.vmlinux == nil, symbols.address("linux_banner") == nil,
+           let k = Self.kallsymsSymbols(dump: dump, base: symbols, options: o.guest) {
+            symbols = k.table; symbolsOrigin = k.origin
+        }
+        self.symbols = symbols
         resolver = P2MResolver(dump: dump, symbols: symbols, options: o.guest)
         if o.guest.domain != nil { _ = try resolver.domain() }
+    }
+
+    /// Where the symbols came from when neither a System.map nor a vmlinux was given and the
+    /// guest's own kallsyms served (nil otherwise).
+    public private(set) var symbolsOrigin: String?
+
+    /// The guest's symbols from its own kallsyms tables, found through the VMCOREINFO text in its
+    /// memory (Kallsyms); nil when the dump does not tell (a kernel before 6.0, the page not in
+    /// the dump, tables that do not decode). The one that decodes and whose linux_banner carries
+    /// the VMCOREINFO's release is taken.
+    static func kallsymsSymbols(dump: DumpContainer, base: SymbolTable, options: GuestSelection) -> (table: SymbolTable, origin: String)? {
+        guard let (map, _) = try? P2MResolver(dump: dump, symbols: base, options: options).resolve() else { return nil }
+        for (pfn, info) in Kallsyms.vmcoreInfoPages(map: map, machine: dump.memory) {
+            var withInfo = base
+            withInfo.merge(SymbolTable.vmcoreInfo(info))
+            guard let k = try? P2MResolver(dump: dump, symbols: withInfo, options: options).kernel(),
+                  let table = try? Kallsyms.symbols(info, read: { try k.pageTables.readBytes(KVAddr(rawValue: $0), count: $1) }),
+                  let banner = table.address("linux_banner"), let bytes = try? k.pageTables.readBytes(banner, count: 160),
+                  let release = info.osRelease, KernelIdentity.osRelease(fromBanner: KernelIdentity.bannerText(bytes)) == release else { continue }
+            var all = table            // the large table first: merge adds the few VMCOREINFO names to it
+            all.merge(withInfo)
+            return (all, "the kernel's kallsyms in the dump (its VMCOREINFO at pfn 0x\(String(pfn, radix: 16)), release \(release))")
+        }
+        return nil
     }
 
     /// Machine reads so far (tests count them to prove boundedness).
@@ -122,15 +151,28 @@ public final class GuestSession {
         let g = options.guest
         guard g.systemMap != nil || g.vmlinux != nil, let at = symbols.address("linux_banner") else { return }
         let source = [g.systemMap, g.vmlinux].compactMap { $0 }.joined(separator: " and ")
-        if let image = try vmlinuxImage() { try KernelIdentity.check(image, against: k) }
+        let ownRelease = { self.dumpKernelRelease().map { "the dump's kernel is \($0) (the VMCOREINFO in its memory)" } ?? "the dump's kernel is another build" }
+        if let image = try vmlinuxImage() {
+            do { try KernelIdentity.check(image, against: k) } catch let e as TranslationError where e.kind == .mismatch {
+                let theirs = image.banner.flatMap(KernelIdentity.osRelease(fromBanner:)).map { "Linux \($0) (its banner)" } ?? "another build"
+                throw TranslationError("\(image.path) is \(theirs), \(ownRelease()): \(e.message)", kind: .mismatch)
+            }
+        }
         // Bytes that cannot be read (a page the dump lacks) blame the dump, not the map: the
         // commands that need them say so.
         guard let bytes = try? k.pageTables.readBytes(at, count: 160) else { return }
         let text = KernelIdentity.bannerText(bytes)
         guard text.hasPrefix("Linux version ") else {
             let shown = String(text.prefix(60).map { $0.isASCII && !$0.isNewline && $0 >= " " ? $0 : "." })
-            throw TranslationError("\(source) is not this dump's kernel's: its linux_banner, \(at), reads \"\(shown)\" in \(dump.path), not \"Linux version …\"; give the System.map or vmlinux of the kernel that crashed", kind: .mismatch)
+            throw TranslationError("\(source) is not this dump's kernel's (\(ownRelease())): its linux_banner, \(at), reads \"\(shown)\" in \(dump.path), not \"Linux version …\"; give the System.map or vmlinux of the kernel that crashed", kind: .mismatch)
         }
+    }
+
+    /// The release the dump's kernel records itself (OSRELEASE of the VMCOREINFO text in its own
+    /// memory), for messages that name the dump's build beside another; nil when it cannot tell.
+    public func dumpKernelRelease() -> String? {
+        guard let (map, _) = try? p2m() else { return nil }
+        return Kallsyms.vmcoreInfoPages(map: map, machine: dump.memory, limit: 1).first?.info.osRelease
     }
 
     /// The p2m in use, through the resolver (the note first), found once.
@@ -150,14 +192,17 @@ public final class GuestSession {
         return p
     }
 
-    /// struct module's layout for this kernel: --module-offsets; else the kernel's own BTF in the
-    /// dump; else a build whose layout was checked on a real dump of it. Never another build's
+    /// struct module's layout for this kernel: --module-offsets; else the --vmlinux's DWARF; else
+    /// the kernel's own BTF in the dump; else a build whose layout was checked on a real dump of it. Never another build's
     /// offsets: without any of these the command says so and fails.
     public func moduleLayout() throws -> ModuleLayout {
         if let r = moduleLayoutCache { return try r.get() }
         let r = Result { () throws -> ModuleLayout in
             if let o = options.moduleOffsets { return ModuleLayout(o, source: "--module-offsets") }
-            let k = try kernel()
+            let k = try kernel()   // a vmlinux of another build is refused here, naming both
+            if let v = options.guest.vmlinux {
+                return try ModuleLayout(types: try DWARFTypes(path: v))
+            }
             var why = "no __start_BTF/__stop_BTF symbols"
             if symbols.address("__start_BTF") != nil {
                 do { return try ModuleLayout(types: try k.btf()) } catch { why = "\(error)" }
@@ -171,11 +216,19 @@ public final class GuestSession {
     }
 
     /// Builds whose struct module layout was checked against their BTF on a real dump
-    /// (RealDumpTests): Debian 12's Linux 6.1.0-N-amd64.
+    /// (LayoutTests): Debian 12's Linux 6.1.0-N-amd64 and Debian 13's 6.12.N+deb13-amd64.
     public static func verifiedModuleLayout(_ k: GuestKernel) -> ModuleLayout? {
-        guard let r = k.release(), r.hasPrefix("6.1.0-"), r.hasSuffix("-amd64"),
-              let banner = try? k.banner(), banner.contains("Debian 6.1.") else { return nil }
-        return ModuleLayout(ModuleOffsets(), source: "the layout of Debian 12's Linux 6.1.0-N-amd64 (checked against the BTF of a real dump of that build)")
+        guard let r = k.release(), let banner = try? k.banner() else { return nil }
+        if r.hasPrefix("6.1.0-"), r.hasSuffix("-amd64"), banner.contains("Debian 6.1.") {
+            return ModuleLayout(ModuleOffsets(), source: "the layout of Debian 12's Linux 6.1.0-N-amd64 (checked against the BTF of a real dump of that build)")
+        }
+        // gdb's ptype of linux-image-6.12.118+deb13-amd64-dbg's vmlinux: list 0x8, name[56] 0x18,
+        // mem[7] of struct module_memory (72 bytes: base 0, size 8) at 0x140.
+        if r.hasPrefix("6.12."), r.hasSuffix("+deb13-amd64"), banner.contains("Debian 6.12.") {
+            return ModuleLayout(list: 8, name: 24, nameLength: 56, memory: .regions(array: 0x140, stride: 72, count: 7, base: 0, size: 8),
+                                source: "the layout of Debian 13's Linux 6.12.N+deb13-amd64 (checked against the BTF of a real dump of that build)")
+        }
+        return nil
     }
 
     /// A hex number (0x optional, as crash reads it), a symbol, or symbol+offset.

@@ -50,7 +50,7 @@ public final class GuestKernel {
         guard !candidates.isEmpty else {
             throw TranslationError("\(dump.path): no page-table root: the dump has no Xen crash-regs note (and no vcpu context); pass --cr3 with the machine address of the guest's top page table", kind: .noRoot)
         }
-        let probe = symbols.address("xen_p2m_addr") ?? symbols.address("linux_banner") ?? symbols.address("init_top_pgt")
+        let probe = symbols.address("xen_p2m_addr") ?? symbols.address("linux_banner") ?? symbols.address("init_top_pgt") ?? symbols.address("_stext")
         var chosen: RecordedRoot? = nil
         if cr3 != nil { chosen = candidates[0] }
         var damaged: Error? = nil

@@ -142,7 +142,10 @@ public final class XenHost {
     public private(set) var structLayout: XenStructLayout?
     public private(set) var structLayoutWhy = ""
 
-    public init(dump: DumpContainer, xenSymbols: SymbolTable? = nil, xenTypes: (any TypeLayouts)? = nil, xenTypesWhy: String? = nil) throws {
+    /// `table`: the builds whose struct layouts are known (tests pass another to see a build
+    /// the table lacks refused).
+    public init(dump: DumpContainer, xenSymbols: SymbolTable? = nil, xenTypes: (any TypeLayouts)? = nil, xenTypesWhy: String? = nil,
+                table: [(build: XenStructLayout.Build, layout: XenStructLayout)] = XenStructLayout.verified) throws {
         self.dump = dump
         self.xenSymbols = xenSymbols
         let p = dump.path
@@ -192,10 +195,10 @@ public final class XenHost {
         let build = XenStructLayout.Build(dump: dump)
         if let t = xenTypes {
             structLayout = try XenStructLayout(types: t)
-        } else if let b = build, let l = XenStructLayout.verified(for: b) {
+        } else if let b = build, let l = table.first(where: { $0.build == b })?.layout {
             structLayout = l
         } else {
-            structLayoutWhy = "struct domain's layout is not known for \(build?.description ?? "this Xen (no crash info)"): not a build checked on a real dump\(xenTypesWhy.map { ", and --xen-syms gave none (\($0))" } ?? "; xen-syms with DWARF (--xen-syms) would give it")"
+            structLayoutWhy = "struct domain's layout is not known for \(build?.description ?? "this Xen (no crash info)"): the table of builds checked on real dumps has \(table.map(\.build.description).joined(separator: " and ")), not this one\(xenTypesWhy.map { "; --xen-syms gave none (\($0))" } ?? "; xen-syms with DWARF (--xen-syms) would give it")"
         }
         // The direct map spans 5 TiB (non-BIGMEM): no more pdx than that.
         guard maxPdx <= 0x5000_0000 else { throw TranslationError("\(p): Xen's max_page 0x\(String(maxPage, radix: 16)) needs pdx 0x\(String(maxPdx, radix: 16)), beyond the 5 TiB direct map") }
@@ -261,7 +264,8 @@ public final class XenHost {
             let sym = name == "pgd_l4" ? "idle_pg_table" : name
             guard let got = xs.address(sym) else { continue }
             guard got.rawValue == want else {
-                throw TranslationError("\(dump.path): --xen-syms is another Xen's: \(sym) is at \(got) there, VMCOREINFO_XEN says 0x\(String(want, radix: 16))", kind: .mismatch)
+                let mine = XenStructLayout.Build(dump: dump).map { "Xen \($0.major).\($0.minor)" } ?? "this dump's Xen"
+                throw TranslationError("\(dump.path): --xen-syms is another Xen build's: \(sym) is at \(got) there, and \(mine) (its crash info and VMCOREINFO_XEN) has it at 0x\(String(want, radix: 16))", kind: .mismatch)
             }
         }
         guard let sh = xs.address("pfn_pdx_hole_shift"), let bm = xs.address("pfn_pdx_bottom_mask") else {

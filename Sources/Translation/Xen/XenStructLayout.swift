@@ -61,12 +61,16 @@ public struct XenStructLayout: Sendable, Equatable {
     /// domain, the registers match the guest's stack):
     /// - Debian 12's Xen 4.17 (4.17.x+…-0+deb12u…): pahole of a rebuild of RELEASE-4.17.7 with
     ///   Debian's config (Debian's 4.17 -dbg ships no DWARF), checked on the Debian 12 host dump.
-    /// - Debian 13's Xen 4.20 (4.20.4+…-0+deb13u1): its -dbg package's xen-syms DWARF, checked
-    ///   on the Debian 13 host dump (LayoutTests compares this table with that DWARF).
+    /// - Debian 13's Xen 4.20 (4.20.4+…-0+deb13u1): gdb's `ptype/o` of its -dbg package's
+    ///   xen-syms, checked on the Debian 13 host dump (LayoutTests compares this table with that
+    ///   DWARF as DWARFTypes reads it).
     public static let verified: [(build: Build, layout: XenStructLayout)] = [
         (Build(major: 4, minor: 17, domainSize: "2304", nextInList: "136", pageInfoSize: "32"),
          XenStructLayout(sharedInfo: 16, totPages: 88, xenHeapPages: 92, maxVcpus: 4, vcpus: 8, vcpuId: 0, vcpuDomain: 16,
                          userRegs: 648, guestTable: 2824, source: "the table of Xen builds checked on real dumps (Debian 12's Xen 4.17)")),
+        (Build(major: 4, minor: 20, domainSize: "2304", nextInList: "144", pageInfoSize: "32"),
+         XenStructLayout(sharedInfo: 24, totPages: 96, xenHeapPages: 100, maxVcpus: 4, vcpus: 16, vcpuId: 0, vcpuDomain: 24,
+                         userRegs: 640, guestTable: 2568, source: "the table of Xen builds checked on real dumps (Debian 13's Xen 4.20)")),
     ]
 
     public static func verified(for b: Build) -> XenStructLayout? {
