@@ -8,6 +8,9 @@ DEMO ?= demo
 # Real Xen dumps (Tools/real-dump/make), cached outside the clone so a second run reuses them;
 # set P2M_REAL_DUMPS=0 to leave them out (RealDumpTests then skip, loudly).
 export P2M_REAL_DUMP_DIR ?= /var/cache/p2mnote/real-dumps
+# Debian 13's set (Xen 4.20, Linux 6.12): one boot of Tools/real-dump/make with
+# P2M_REAL_DUMP_RELEASE=trixie; RealDumpTests and the Python package's run on both sets.
+P2M_REAL_DUMP_DIR_13 ?= /var/cache/p2mnote/real-dumps-13
 P2M_REAL_DUMPS ?= 1
 PREFIX ?= /usr/local
 
@@ -42,8 +45,9 @@ release: deps
 # the second failure prints the serial log's tail and fails; native does the same for its dump.
 real-dumps:
 	@if [ "$(P2M_REAL_DUMPS)" = 1 ]; then \
-	  mkdir -p "$(P2M_REAL_DUMP_DIR)"; \
+	  mkdir -p "$(P2M_REAL_DUMP_DIR)" "$(P2M_REAL_DUMP_DIR_13)"; \
 	  bash Tools/real-dump/make && \
+	  P2M_REAL_DUMP_RELEASE=trixie P2M_REAL_DUMP_DIR="$(P2M_REAL_DUMP_DIR_13)" bash Tools/real-dump/make && \
 	  { bash Tools/real-dump/native || { echo "real-dump: the native (non-Xen) vmcore failed; retrying once" >&2; \
 	    bash Tools/real-dump/native; }; }; \
 	fi
@@ -62,8 +66,10 @@ test:
 	@$(PHASE) real-dumps $(MAKE) --no-print-directory real-dumps
 	@$(PHASE) venv $(MAKE) --no-print-directory venv
 	@$(PHASE) swift-build $(SWIFT) build --build-tests
-	@$(PHASE) swift-test $(SWIFT) test --skip-build
+	@P2M_REAL_DUMP_OTHER_DIR=$(P2M_REAL_DUMP_DIR_13) $(PHASE) swift-test $(SWIFT) test --skip-build
+	@P2M_REAL_DUMP_DIR=$(P2M_REAL_DUMP_DIR_13) P2M_REAL_DUMP_OTHER_DIR=$(P2M_REAL_DUMP_DIR) $(PHASE) swift-test-debian13 $(SWIFT) test --skip-build --filter RealDumpTests
 	@P2MNOTE_LIBRARY=$(CURDIR)/.build/debug/libp2mnote.so $(PHASE) python-test $(VENV)/bin/python -m unittest discover -s python/tests -v
+	@P2M_REAL_DUMP_DIR=$(P2M_REAL_DUMP_DIR_13) P2MNOTE_LIBRARY=$(CURDIR)/.build/debug/libp2mnote.so $(PHASE) python-test-debian13 $(VENV)/bin/python -m unittest discover -s python/tests -p test_real_dumps.py -v
 	@$(PHASE) fuzz Tools/fuzz/run 60
 
 # PREFIX/lib/libp2mnote.so (the Swift runtime linked in), PREFIX/include/p2mnote.h, a pkg-config

@@ -37,7 +37,7 @@ public struct EmitCommand: ParsableCommand {
     @Option(help: "Machine address of the guest's top page table (default: from the dump's notes).") var cr3: HexNumber?
     @Option(help: "MFN of the frame-list-list page (default: Xen's crash info).") var p2mMfn: HexNumber?
     @Option(help: "System.map of the guest kernel.") var systemMap: String?
-    @Option(help: "vmlinux of the guest kernel (its symbol table is used).") var vmlinux: String?
+    @Option(help: "vmlinux of the guest kernel (its symbols; refused when it is another build).") var vmlinux: String?
     @Option(help: "Domain id to record.") var domid: UInt32?
     @Option(help: "A host dump's domain: its p2m from Xen's tables (frame table and M2P), its shared_info's frame list and linear list (`p2m-analyze HOST domains` lists them).") var domain: UInt16?
     @Flag(help: "A note for every PV guest of a host dump, written to OUT.domN.p2mnote (OUT: -o, default DUMP).") var allDomains = false

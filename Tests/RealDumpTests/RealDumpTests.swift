@@ -15,6 +15,9 @@ let realMap = realDir + "/System.map"
 /// The crash utility of the dump's release: Debian 13's set carries its own 8.0.6 (bin/crash,
 /// Tools/real-dump/make), since Debian 12's 8.0.2 stops at start-up on Linux 6.12.
 let crashTool: String = FileManager.default.isExecutableFile(atPath: realDir + "/bin/crash") ? realDir + "/bin/crash" : "crash"
+/// makedumpfile likewise: Debian 13's 1.7.6 for its set (1.7.2's level-31 copy of the 6.12 dom0 lacked
+/// frames that hold live task_structs).
+let makedumpfileTool: String = FileManager.default.isExecutableFile(atPath: realDir + "/bin/makedumpfile") ? realDir + "/bin/makedumpfile" : "makedumpfile"
 /// The other release's set, for the tests that give one build's files to another's dump
 /// (P2M_REAL_DUMP_OTHER_DIR; `make test` sets it for each set).
 let otherRealDir: String? = ProcessInfo.processInfo.environment["P2M_REAL_DUMP_OTHER_DIR"].flatMap {
@@ -145,7 +148,7 @@ struct RealDumpTests {
         let kd = realDir + "/dom0.kdump\(compression.replacingOccurrences(of: " ", with: ""))-d\(level)"
         if !FileManager.default.fileExists(atPath: kd) {
             // -F writes the flattened stream to stdout, as a pipe to a remote host would get it.
-            let m = try runTool(["sh", "-c", "makedumpfile \(compression) -d \(level) -x '\(realDir)/vmlinux' '\(realVmcore)' " + (compression.hasPrefix("-F") ? "> '\(kd).tmp'" : "'\(kd).tmp'")])
+            let m = try runTool(["sh", "-c", "\(makedumpfileTool) \(compression) -d \(level) -x '\(realDir)/vmlinux' '\(realVmcore)' " + (compression.hasPrefix("-F") ? "> '\(kd).tmp'" : "'\(kd).tmp'")])
             #expect(m.status == 0, "makedumpfile: \(m.stderr)")
             try FileManager.default.moveItem(atPath: kd + ".tmp", toPath: kd)
         }
@@ -156,7 +159,7 @@ struct RealDumpTests {
             // makedumpfile -R rebuilds the kdump-compressed file; it reads as the stream did.
             let restored = try tempDir() + "/restored"
             theirFile = restored
-            let r = try runTool(["sh", "-c", "makedumpfile -R '\(restored)' < '\(kd)'"])
+            let r = try runTool(["sh", "-c", "\(makedumpfileTool) -R '\(restored)' < '\(kd)'"])
             #expect(r.status == 0, "makedumpfile -R: \(r.stderr)")
             var ro = EmitOptions(input: restored); ro.guest.systemMap = realMap
             var fo = EmitOptions(input: kd); fo.guest.systemMap = realMap
@@ -278,7 +281,7 @@ struct RealDumpTests {
         var o = EmitOptions(input: copy); o.guest.systemMap = realMap
         _ = try NoteInjector(path: copy).run(action: .add, note: try Emitter.emit(o).note.elfNoteBytes)
         func refilter(_ f: String) throws -> (Int32, String) {
-            let r = try runTool(["makedumpfile", "-c", "-d", "31", "-x", realDir + "/vmlinux", f, d + "/xen31"])
+            let r = try runTool([makedumpfileTool, "-c", "-d", "31", "-x", realDir + "/vmlinux", f, d + "/xen31"])
             try? FileManager.default.removeItem(atPath: d + "/xen31")
             return (r.status, r.stderr.split(separator: "\n").filter { !$0.contains("dumpfile") }.suffix(3).joined(separator: "\n"))
         }

@@ -32,13 +32,13 @@ public struct AnalyzeCommand: ParsableCommand {
 
     @Argument(help: "The dump.") var dump: String
     @Argument(parsing: .captureForPassthrough, help: "COMMAND [ARGS...] (see above), or - for a script on stdin.") var command: [String] = []
-    @Option(help: "System.map of the guest kernel.") var systemMap: String?
-    @Option(help: "vmlinux of the guest kernel (its symbol table).") var vmlinux: String?
+    @Option(help: "System.map of the guest kernel; optional where the dump's kernel carries kallsyms in its VMCOREINFO (Linux 6.0 and later), which are then read from the dump.") var systemMap: String?
+    @Option(help: "vmlinux of the guest kernel (linux-image-*-dbg): its symbols, and struct layouts from its DWARF; refused when it is another build.") var vmlinux: String?
     @Option(help: "Machine address of the guest's top page table (hex).") var cr3: HexNumber?
     @Option(help: "MFN of the frame-list-list page (hex).") var p2mMfn: HexNumber?
     @Flag(help: "Ignore the p2mnote note (use the dump's own tables).") var noNote = false
     @Option(help: "Read this domain of a crashed Xen host's dump (see the `domains` command).") var domain: UInt16?
-    @Option(help: "Xen's symbols (xen-syms or xen-syms.map from xen-hypervisor-*-dbg): optional; checks what Xen's tables were read as.") var xenSyms: String?
+    @Option(help: "Xen's symbols (xen-syms or xen-syms.map from xen-hypervisor-*-dbg): optional; checks what Xen's tables were read as, and xen-syms with DWARF (Xen 4.20's) gives struct domain's and struct vcpu's layout.") var xenSyms: String?
     @Flag(help: "JSON output (errors too, on stderr).") var json = false
     @Option(help: "struct module offsets as list,name,core_base,core_size (hex).") var moduleOffsets: String?
 
