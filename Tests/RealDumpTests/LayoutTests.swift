@@ -64,16 +64,29 @@ struct LayoutTests {
             if let got = s.symbols.address(String(f[2])), got.rawValue != a { differ.append("\(f[2]) \(got) vs \(f[0])") }
         }
         #expect(checked > 50_000 && differ.isEmpty, "\(differ.count) of \(checked) differ: \(differ.prefix(5))")
-        let uname = try String(contentsOfFile: realDir + "/ground-truth/uname.txt", encoding: .utf8)
-        let banner = try s.execute(["banner"]).text
-        #expect(uname.split(separator: " ").dropFirst(2).first.map { banner.contains(" \($0) ") } == true, "\(banner) vs \(uname)")
-        let rows = try #require((try s.execute(["mod"]).json as? [String: Any])?["modules"] as? [[String: Any]])
-        let got = rows.compactMap { r -> String? in
-            guard let n = r["name"] as? String, let z = r["size"] as? Int, let b = (r["base"] as? String).flatMap({ UInt64($0.dropFirst(2), radix: 16) }) else { return nil }
-            return "\(n) \(z) \(b)"
+        // mod and banner with the dump alone, on every guest of the set: dom0, the xl dump-core,
+        // each domU of the host dump.
+        var guests: [(dump: String, domain: UInt16?, truth: String)] = [("dom0.vmcore", nil, "ground-truth")]
+        if FileManager.default.fileExists(atPath: realDir + "/domU.xcore") { guests.append(("domU.xcore", nil, "ground-truth/domU")) }
+        if FileManager.default.fileExists(atPath: realDir + "/host.vmcore") {
+            for (n, id) in [("domu1", UInt16(1)), ("domu2", UInt16(2))] { guests.append(("host.vmcore", id, "ground-truth/host/" + n)) }
         }
-        let recorded = try recordedModules()
-        #expect(got == recorded)
+        for g in guests {
+            var o = GuestOptions(dump: realDir + "/" + g.dump); o.guest.domain = g.domain
+            let s = try GuestSession(o)
+            let uname = try String(contentsOfFile: realDir + "/" + g.truth + "/uname.txt", encoding: .utf8)
+            let banner = try s.execute(["banner"]).text
+            #expect(uname.split(separator: " ").dropFirst(2).first.map { banner.contains(" \($0) ") } == true, "\(g): \(banner) vs \(uname)")
+            let rows = try #require((try s.execute(["mod"]).json as? [String: Any])?["modules"] as? [[String: Any]])
+            let got = rows.compactMap { r -> String? in
+                guard let n = r["name"] as? String, let z = r["size"] as? Int, let b = (r["base"] as? String).flatMap({ UInt64($0.dropFirst(2), radix: 16) }) else { return nil }
+                return "\(n) \(z) \(b)"
+            }
+            let recorded = try recordedModules(realDir + "/" + g.truth)
+            #expect(!recorded.isEmpty && got == recorded, "\(g)")
+            let info = try #require(try s.execute(["info"]).json as? [String: Any])
+            #expect((info["symbols"] as? String)?.contains("kallsyms") == true, "\(g): \(info["symbols"] ?? "none")")
+        }
     }
 
     /// Xen's struct domain and struct vcpu: from xen-syms' DWARF (Debian 13's -dbg has it) equal to

@@ -452,7 +452,7 @@ struct RealDumpTests {
             }
         } else { FileHandle.standardError.write(Data("LOUD: no xen-syms.map in \(realDir): the --xen-syms check did not run\n".utf8)) }
         // What `domains` prints for crash: each domU's frame-list-list mfn opens that guest in
-        // crash 8.0.2 (`--p2m_mfn`), whose `mod` is the guest's /proc/modules, not dom0's.
+        // crash 8.0.2 (`--p2m_mfn`, Debian 12's set), whose `mod` is the guest's /proc/modules, not dom0's.
         if FileManager.default.fileExists(atPath: realDir + "/vmlinux") {
             for (name, id) in ids {
                 let fll = try #require(rows.first { $0["id"] as? Int == Int(id) }?["fllMfn"] as? String)
@@ -460,6 +460,16 @@ struct RealDumpTests {
                 let got = Set(c.stdout.split(separator: "\n").compactMap { l -> String? in
                     let f = l.split(separator: " "); return f.count >= 2 && f[0].hasPrefix("ffffffff") ? String(f[1]) : nil })
                 let want = Set(try String(contentsOfFile: truth + "/\(name)/modules.txt", encoding: .utf8).split(separator: "\n").map { String($0.split(separator: " ")[0]) })
+                // crash 8.0.6 (Debian 13's set, Linux 6.12) stops at start-up on a guest of a host
+                // dump ("starting backtrace locations of the active (non-crashing) xen tasks
+                // cannot be determined"): said loudly, and checked to be so, so that a crash
+                // that learns it makes this test compare again. p2m-extract's copy of the guest
+                // opens in it (extractedGuestsOpenEverywhere).
+                if got.isEmpty, c.stderr.contains("active (non-crashing) xen tasks") {
+                    FileHandle.standardError.write(Data("LOUD: \(crashTool) cannot open a guest of a host dump (\(name)) with --p2m_mfn: it stops at start-up\n".utf8))
+                    #expect(crashTool != "crash", "Debian 12's crash 8.0.2 opened these before: \(c.stderr.suffix(300))")
+                    continue
+                }
                 #expect(got == want, "crash --p2m_mfn \(fll) (\(name)): mod \(got.sorted()) vs \(want.sorted()); \(c.stderr.suffix(200))")
             }
         }

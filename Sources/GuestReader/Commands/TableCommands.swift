@@ -30,6 +30,7 @@ enum Info {
         var xen: XenInfo?
         var cr3: MachAddr?
         var rootSource: String?
+        var symbols: String?
         var release: String?
         var p2m: P2MInfo?
         var p2mError: String?
@@ -41,6 +42,7 @@ enum Info {
             t += "notes:      " + notes.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: ", ") + "\n"
             if let x = xen { t += "xen:        \(x.major).\(x.minor), xen_phys_start \(x.xenPhysStart?.description ?? "?"), frame-list-list mfn \(x.fllMfn?.description ?? "none")\n" }
             if let c = cr3 { t += "cr3:        \(c) (\(rootSource ?? "?"))\n" }
+            if let y = symbols { t += "symbols:    \(y)\n" }
             if let r = release { t += "release:    \(r)\n" }
             if let p = p2m {
                 t += "p2m:        \(p.location)\n            \(p.pfns) pfns: mfn \(p.counts.mfn), invalid \(p.counts.invalid), identity \(p.counts.identity), foreign \(p.counts.foreign); \(p.runs) runs; digest \(p.digest)\n"
@@ -62,6 +64,8 @@ enum Info {
             r.cr3 = k.root; r.rootSource = k.rootSource; r.release = k.release()
         }
         if r.release == nil { r.release = s.dump.vmcoreInfo?.osRelease }
+        let files = [s.options.guest.systemMap, s.options.guest.vmlinux].compactMap { $0 }
+        r.symbols = !files.isEmpty ? files.joined(separator: " and ") : s.symbolsOrigin ?? (s.symbols.isEmpty ? nil : "the dump's VMCOREINFO")
         do {
             let (m, src) = try s.p2m()
             let c = m.canonical()
