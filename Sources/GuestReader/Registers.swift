@@ -72,7 +72,8 @@ extension GuestSession {
             }
         }
         guard !out.isEmpty else {
-            throw SessionError("\(dump.path): no registers of domain \(domain) found: no physical CPU's Xen stack holds its frame, and struct vcpu's layout of this Xen build is not known")
+            let why = host.structLayout == nil ? host.structLayoutWhy : "no physical CPU's Xen stack holds its frame, and no struct vcpu of it has saved registers"
+            throw SessionError("\(dump.path): no registers of domain \(domain) found: \(why)")
         }
         return out.sorted { ($0.cpu ?? .max) < ($1.cpu ?? .max) }
     }

@@ -425,7 +425,7 @@ class _RealDump:
         failed = [(hex(a), what) for a, what, row in results if row["lib"] is None]
         if self.unreadable_in_init_only:
             init = (syms["__init_begin"][0], syms["__init_end"][0])
-            outside = [(a, w) for a, w in failed if not init[0] <= int(a, 16) < init[1]]
+            outside = [(a, w) for a, w in failed if not init[0] <= int(a, 16) < init[1] and w not in self.lost_kinds()]
             self.assertEqual(outside, [], "unreadable outside the freed init sections")
         else:
             self.assertEqual(failed, [], "unreadable addresses")
@@ -434,6 +434,10 @@ class _RealDump:
             f"{len(failed)} unreadable by all four",
             file=sys.stderr,
         )
+
+    def lost_kinds(self) -> Set[str]:
+        """Kinds of sampled address a dump level may have dropped (all four readers then agree)."""
+        return set()
 
     # Whether addresses may be unreadable (by all four readers alike) inside the kernel's freed
     # [__init_begin, __init_end): a makedumpfile dump level that drops free pages drops those.
@@ -458,6 +462,35 @@ class RealDom0KdumpCompressedD31(_RealDump, unittest.TestCase):
     # pages; task structs, modules and the rest of the image stay.
     unreadable_in_init_only = True
     user_pages_excluded = True
+
+    def _tasks_lost(self) -> bool:
+        """Linux 6.10 and later (Debian 13's 6.12): makedumpfile's level-31 copy of the Xen dom0
+        (made with -x vmlinux: a dom0 kdump carries Xen's VMCOREINFO, not the kernel's) lacks
+        frames that hold live task_structs, with 1.7.2 and 1.7.6 alike; what walks the tasks
+        reads pages that are not in the file."""
+        with open(os.path.join(self.gt, "uname.txt"), encoding="utf-8") as f:
+            release = f.read().split()[2]
+        major, minor = (int(x) for x in release.split(".")[:2])
+        return (major, minor) >= (6, 10)
+
+    def lost_kinds(self) -> Set[str]:
+        return {"task_struct"} if self._tasks_lost() else set()
+
+    def _skip_if_tasks_lost(self) -> None:
+        if self._tasks_lost():
+            support.skip_loudly(f"{self.dump}: makedumpfile's level 31 dropped frames of live task_structs on this kernel (6.10 and later)")
+
+    def test_tasks_equal_proc(self) -> None:
+        self._skip_if_tasks_lost()
+        super().test_tasks_equal_proc()
+
+    def test_every_tasks_backtrace(self) -> None:
+        self._skip_if_tasks_lost()
+        super().test_every_tasks_backtrace()
+
+    def test_kernel_vmcoreinfo_and_mm_helpers(self) -> None:
+        self._skip_if_tasks_lost()
+        super().test_kernel_vmcoreinfo_and_mm_helpers()
 
     def test_same_bytes_as_the_elf_original(self) -> None:
         support.require_real("dom0.vmcore")

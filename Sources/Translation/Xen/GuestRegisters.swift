@@ -3,13 +3,15 @@
 // written by kexec_crash_save_cpu), never the guest's. The guest's are in Xen's memory:
 //
 //  • Each physical CPU's Xen stack is STACK_SIZE = 8 pages, 32 KiB-aligned, with struct cpu_info
-//    at its top (xen/arch/x86/include/asm/current.h, the same in every 4.17.x and 4.20.x tag:
-//    sizeof 0x108). Its first member, guest_cpu_user_regs, is the frame saved when the CPU last
+//    at its top (xen/arch/x86/include/asm/current.h; 0x108 bytes in every 4.17.x and 4.20.x tag,
+//    its layout taken from XenHost.structLayout: xen-syms' DWARF or the table of checked builds;
+//    for a build known to neither, no frame is read). Its first member, guest_cpu_user_regs, is the frame saved when the CPU last
 //    entered Xen from a guest (an NMI from guest context copies its frame there too,
 //    x86_64/entry.S handle_ist_exception), and Xen's lazy context switch leaves the last guest
 //    vCPU's registers there while the CPU idles. The PRSTATUS RSP lies in that 32 KiB block
 //    (on the NMI stack for a CPU that was shot down), so top = (rsp | 0x7fff) + 1.
-//    processor_id sits at top − 0x40 and current_vcpu at top − 0x38 (asm-offsets.c CPUINFO_*).
+//    processor_id sits at top − 0x40 and current_vcpu at top − 0x38 (asm-offsets.c CPUINFO_*;
+//    gdb's ptype/o of 4.20's xen-syms: 0xc8 and 0xd0 of 0x108).
 //  • struct cpu_user_regs (public/arch-x86/xen-x86_64.h, 200 bytes): r15 r14 r13 r12 rbp rbx r11
 //    r10 r9 r8 rax rcx rdx rsi rdi, error_code and entry_vector (u32 each), rip, cs (u16),
 //    saved_upcall_mask, rflags, rsp, ss (u16), then es ds fs gs.
@@ -82,9 +84,11 @@ public enum GuestRegisterFinder {
     }
 
     /// Every physical CPU's frame of a dump with Xen's crash notes (a dom0 kdump, a host's dump).
+    /// None where the build's struct cpu_info is not known (XenHost.structLayout).
     public static func cpuFrames(dump: DumpContainer, host: XenHost) throws -> [CPUFrame] {
         let prstatus = dump.notes.filter { $0.name == "CORE" && $0.type == 1 }
-        let layout = host.structLayout
+        guard let l = host.structLayout else { return [] }
+        let size = Int(l.cpuInfoSize), regsAt = Int(l.cpuInfoGuestRegs)
         var out: [CPUFrame] = []
         for (i, n) in prstatus.enumerated() {
             let d = n.desc
@@ -94,15 +98,15 @@ public enum GuestRegisterFinder {
             // A CPU that was not shot down left its note unwritten.
             guard rsp != 0 else { continue }
             let top = (rsp | 0x7fff) &+ 1
-            guard top > 0x108, let info = try? host.pageTables.readBytes(KVAddr(rawValue: top - 0x108), count: 0x108) else { continue }
+            guard top > l.cpuInfoSize, let info = try? host.pageTables.readBytes(KVAddr(rawValue: top - l.cpuInfoSize), count: size) else { continue }
             func q(_ o: Int) -> UInt64 { word(info, at: o) }
             // cpu_info.processor_id must be this note's CPU: else the stack is not what we think.
-            guard q(0xc8) & 0xffff_ffff == UInt64(i) else { continue }
-            guard let regs = GuestRegisters.fromXen(Array(info[0..<0xc8]), fsBase: fsBase, gsBase: gsBase), regs[GuestRegisters.ripIndex] != 0 else { continue }
+            guard q(Int(l.cpuInfoProcessorId)) & 0xffff_ffff == UInt64(i) else { continue }
+            guard let regs = GuestRegisters.fromXen(Array(info[regsAt..<regsAt + 200]), fsBase: fsBase, gsBase: gsBase), regs[GuestRegisters.ripIndex] != 0 else { continue }
             var current: (UInt16, Int)? = nil
             var idle = false
-            let v = q(0xd0)
-            if let l = layout, let vid = try? host.readU64(v &+ l.vcpuId), let dom = try? host.readU64(v &+ l.vcpuDomain), let did = try? host.readU64(dom &+ host.domainIdOffset) {
+            let v = q(Int(l.cpuInfoCurrentVcpu))
+            if let vid = try? host.readU64(v &+ l.vcpuId), let dom = try? host.readU64(v &+ l.vcpuDomain), let did = try? host.readU64(dom &+ host.domainIdOffset) {
                 let id = UInt16(did & 0xffff)
                 if id == 0x7fff { idle = true } else { current = (id, Int(vid & 0xffff_ffff)) }
             }

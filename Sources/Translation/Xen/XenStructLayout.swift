@@ -14,6 +14,9 @@ public struct XenStructLayout: Sendable, Equatable {
     /// struct vcpu: vcpu_id, its domain pointer, arch.user_regs (struct cpu_user_regs, saved when
     /// Xen switched the vCPU out) and arch.guest_table (the mfn of the guest kernel's L4).
     public var vcpuId: UInt64, vcpuDomain: UInt64, userRegs: UInt64, guestTable: UInt64
+    /// struct cpu_info, at the top of each physical CPU's stack (asm/current.h): its size, and
+    /// where guest_cpu_user_regs, processor_id and current_vcpu are in it.
+    public var cpuInfoSize: UInt64 = 0x108, cpuInfoGuestRegs: UInt64 = 0, cpuInfoProcessorId: UInt64 = 0xc8, cpuInfoCurrentVcpu: UInt64 = 0xd0
     /// Where the layout came from, for people.
     public var source: String
 
@@ -38,6 +41,16 @@ public struct XenStructLayout: Sendable, Equatable {
                   vcpus: try field("vcpu", of: "domain", size: 8), vcpuId: try field("vcpu_id", of: "vcpu", size: 4),
                   vcpuDomain: try field("domain", of: "vcpu", size: 8), userRegs: try field("arch.user_regs", of: "vcpu", size: 200),
                   guestTable: try field("arch.guest_table", of: "vcpu", size: 8), source: types.origin)
+        guard let size = types.size(of: "cpu_info"), (0x100...0x1000).contains(size) else {
+            throw TranslationError("\(types.origin): no struct cpu_info of a plausible size", kind: .noLayout)
+        }
+        cpuInfoSize = size
+        cpuInfoGuestRegs = try field("guest_cpu_user_regs", of: "cpu_info", size: 200)
+        cpuInfoProcessorId = try field("processor_id", of: "cpu_info", size: 4)
+        cpuInfoCurrentVcpu = try field("current_vcpu", of: "cpu_info", size: 8)
+        guard cpuInfoGuestRegs + 200 <= size, cpuInfoProcessorId + 8 <= size, cpuInfoCurrentVcpu + 8 <= size else {   // each read as a word
+            throw TranslationError("\(types.origin): struct cpu_info's members lie past its \(size) bytes", kind: .noLayout)
+        }
     }
 
     /// A build as its dump tells it apart: the crash info's version and VMCOREINFO_XEN's values.
@@ -60,7 +73,9 @@ public struct XenStructLayout: Sendable, Equatable {
     /// (RealDumpTests: every domain's counts equal the frame table's, every vCPU points back at its
     /// domain, the registers match the guest's stack):
     /// - Debian 12's Xen 4.17 (4.17.x+…-0+deb12u…): pahole of a rebuild of RELEASE-4.17.7 with
-    ///   Debian's config (Debian's 4.17 -dbg ships no DWARF), checked on the Debian 12 host dump.
+    ///   Debian's config (Debian's 4.17 -dbg ships no DWARF), checked on the Debian 12 host dump;
+    ///   struct cpu_info from asm/current.h and asm-offsets.c of 4.17 (0x108 bytes, processor_id at
+    ///   0xc8, current_vcpu at 0xd0), checked by the registers of the real dumps (RegisterTests).
     /// - Debian 13's Xen 4.20 (4.20.4+…-0+deb13u1): gdb's `ptype/o` of its -dbg package's
     ///   xen-syms, checked on the Debian 13 host dump (LayoutTests compares this table with that
     ///   DWARF as DWARFTypes reads it).
