@@ -53,10 +53,10 @@ public enum Kallsyms {
         let numAt = try sym("kallsyms_num_syms"), namesAt = try sym("kallsyms_names"), tableAt = try sym("kallsyms_token_table")
         let indexAt = try sym("kallsyms_token_index"), offsetsAt = try sym("kallsyms_offsets"), baseAt = try sym("kallsyms_relative_base")
         let stext = try sym("_stext")
-        let n = Int(le32(try read(numAt, 4), 0))
+        let n = Int(littleEndian(try read(numAt, 4), at: 0, as: UInt32.self))
         guard n > 0, n <= 1 << 22 else { throw fail("kallsyms_num_syms \(n) is implausible") }
         let idx = try read(indexAt, 512)
-        let tokenIndex = (0..<256).map { Int(le16(idx, $0 * 2)) }
+        let tokenIndex = (0..<256).map { Int(littleEndian(idx, at: $0 * 2, as: UInt16.self)) }
         // The token table: up to the NUL after its last token.
         let last = tokenIndex.max() ?? 0
         let table = try read(tableAt, last + 256)
@@ -75,7 +75,7 @@ public enum Kallsyms {
             return names[pos]
         }
         let offsets = try read(offsetsAt, n * 4)
-        let base = le64(try read(baseAt, 8), 0)
+        let base = littleEndian(try read(baseAt, 8), at: 0, as: UInt64.self)
         var decoded: [(name: String, type: UInt8, value: Int32)] = []
         decoded.reserveCapacity(n)
         var stextValue: Int32?
@@ -91,7 +91,7 @@ public enum Kallsyms {
             for _ in 0..<len { text += tokens[Int(try byte())] }
             guard let type = text.first else { throw fail("symbol \(k) decodes to nothing") }
             let name = String(decoding: text.dropFirst(), as: UTF8.self)
-            let v = Int32(bitPattern: le32(offsets, k * 4))
+            let v = Int32(bitPattern: littleEndian(offsets, at: k * 4, as: UInt32.self))
             if name == "_stext" { stextValue = v }
             decoded.append((name, type, v))
         }
@@ -118,8 +118,4 @@ public enum Kallsyms {
         guard parts.count == 2 else { return true }
         return parts[0] > 6 || (parts[0] == 6 && parts[1] >= 1)
     }
-
-    static func le16(_ b: [UInt8], _ o: Int) -> UInt16 { o + 2 <= b.count ? UInt16(b[o]) | UInt16(b[o + 1]) << 8 : 0 }
-    static func le32(_ b: [UInt8], _ o: Int) -> UInt32 { o + 4 <= b.count ? (0..<4).reduce(0) { $0 | UInt32(b[o + $1]) << (8 * $1) } : 0 }
-    static func le64(_ b: [UInt8], _ o: Int) -> UInt64 { o + 8 <= b.count ? (0..<8).reduce(0) { $0 | UInt64(b[o + $1]) << (8 * $1) } : 0 }
 }

@@ -127,7 +127,5 @@ public enum GuestRegisterFinder {
     }
 }
 
-/// The little-endian word at `o` (the callers check the length first).
-private func word(_ b: [UInt8], at o: Int) -> UInt64 {
-    (0..<8).reduce(0) { $0 | UInt64(b[o + $1]) << (8 * UInt64($1)) }
-}
+/// The little-endian word at `o` (0 past the end: the callers check the length first).
+private func word(_ b: [UInt8], at o: Int) -> UInt64 { littleEndian(b, at: o) }

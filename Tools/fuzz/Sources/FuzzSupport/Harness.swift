@@ -86,10 +86,17 @@ public enum Harness {
             }
             if let (map, source) = try? r.resolve() {
                 _ = r.crossCheck(map, identityKnown: source.coverage.knowsIdentity, skip: source.name)
+                // The kernel's own symbols without a System.map: its VMCOREINFO page, then kallsyms.
+                for (_, info) in Kallsyms.vmcoreInfoPages(map: map, machine: d.memory) {
+                    if let k = try? r.kernel() { _ = try? Kallsyms.symbols(info, read: { try k.pageTables.readBytes(KVAddr(rawValue: $0), count: $1) }) }
+                }
             }
-            // Xen's tables of a host dump: the domain list, the frame table, the M2P rebuild.
+            // Xen's tables of a host dump: the domain list, the frame table, the M2P rebuild,
+            // struct vcpu and the per-CPU frames.
             if let host = try? XenHost(dump: d), let doms = try? host.domains() {
                 _ = try? host.domains(scan: true)
+                for dom in doms.prefix(8) { _ = try? host.vcpus(of: dom) }
+                _ = try? GuestRegisterFinder.cpuFrames(dump: d, host: host)
                 if let m = try? XenM2PSource.rebuild(host: host, domains: doms.filter { !$0.system }) {
                     for s in m { _ = try? s.map() }
                 }
