@@ -193,8 +193,8 @@ public final class GuestSession {
     }
 
     /// struct module's layout for this kernel: --module-offsets; else the --vmlinux's DWARF; else
-    /// the kernel's own BTF in the dump; else a build whose layout was checked on a real dump of it. Never another build's
-    /// offsets: without any of these the command says so and fails.
+    /// the kernel's own BTF in the dump; else a build whose layout was checked on a real dump of
+    /// it. Never another build's offsets: without any of these the command says so and fails.
     public func moduleLayout() throws -> ModuleLayout {
         if let r = moduleLayoutCache { return try r.get() }
         let r = Result { () throws -> ModuleLayout in
