@@ -67,7 +67,7 @@ test:
 	@$(PHASE) venv $(MAKE) --no-print-directory venv
 	@$(PHASE) swift-build $(SWIFT) build --build-tests
 	@P2M_REAL_DUMP_OTHER_DIR=$(P2M_REAL_DUMP_DIR_13) $(PHASE) swift-test $(SWIFT) test --skip-build
-	@P2M_REAL_DUMP_DIR=$(P2M_REAL_DUMP_DIR_13) P2M_REAL_DUMP_OTHER_DIR=$(P2M_REAL_DUMP_DIR) $(PHASE) swift-test-debian13 $(SWIFT) test --skip-build --filter RealDumpTests
+	@P2M_REAL_DUMP_DIR=$(P2M_REAL_DUMP_DIR_13) P2M_REAL_DUMP_OTHER_DIR=$(P2M_REAL_DUMP_DIR) P2M_REAL_DUMP_SECOND_SET=1 $(PHASE) swift-test-debian13 $(SWIFT) test --skip-build --filter RealDumpTests
 	@P2MNOTE_LIBRARY=$(CURDIR)/.build/debug/libp2mnote.so $(PHASE) python-test $(VENV)/bin/python -m unittest discover -s python/tests -v
 	@P2M_REAL_DUMP_DIR=$(P2M_REAL_DUMP_DIR_13) P2MNOTE_LIBRARY=$(CURDIR)/.build/debug/libp2mnote.so $(PHASE) python-test-debian13 $(VENV)/bin/python -m unittest discover -s python/tests -p test_real_dumps.py -v
 	@$(PHASE) fuzz Tools/fuzz/run 60

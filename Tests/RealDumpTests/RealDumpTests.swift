@@ -142,7 +142,11 @@ struct RealDumpTests {
     /// What kdump-tools saves: the real dom0 vmcore converted by the real makedumpfile
     /// (`-c` zlib and `-l` LZO; dump levels 0 and 31). The note from it equals the ELF original's byte for
     /// byte, and the kernel reads the same through it.
-    @Test(arguments: [("-c", 0), ("-c", 31), ("-l", 0), ("-l", 31), ("", 0), ("", 31), ("-F -c", 0), ("-F -c", 31)])
+    /// On the second set (`make test` sets P2M_REAL_DUMP_SECOND_SET=1 for Debian 13's) only zlib at
+    /// levels 0 and 31: the container formats were checked on the first set, and what depends on
+    /// the kernel is the level-31 filter (each conversion costs 40-60 s of CI).
+    @Test(arguments: ProcessInfo.processInfo.environment["P2M_REAL_DUMP_SECOND_SET"] == "1" ? [("-c", 0), ("-c", 31)]
+          : [("-c", 0), ("-c", 31), ("-l", 0), ("-l", 31), ("", 0), ("", 31), ("-F -c", 0), ("-F -c", 31)])
     func kdumpCompressedCopy(compression: String, level: Int) throws {
         requireTool("/usr/bin/makedumpfile")
         let kd = realDir + "/dom0.kdump\(compression.replacingOccurrences(of: " ", with: ""))-d\(level)"

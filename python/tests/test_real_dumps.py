@@ -135,23 +135,15 @@ class _RealDump:
         self.assertEqual(len(starts), 1, "the recorded tail is not (once) in the dump's dmesg")
         after = lines[starts[0] + len(tail) :]
         strip = lambda l: l.split("] ", 1)[1] if l.startswith("[") and "] " in l else l  # noqa: E731
+        # Under qemu's emulation the clocksource watchdog may log a slow read at any moment (seen on
+        # guests of both sets, and on domu1 of Debian 13's set after its pause for xl dump-core):
+        # the one kind of line allowed after the record.
+        after = [l for l in after if not strip(l).startswith("clocksource: Long readout interval")]
         self.assertEqual([strip(l) for l in after[: len(self.after_tail_first)]], self.after_tail_first)
         if self.after_tail_last is None:
-            if self._paused_for_xcore():
-                after = [l for l in after if not strip(l).startswith("clocksource: Long readout interval")]
             self.assertEqual(after, [], "lines after the recorded tail")
         else:
             self.assertEqual(strip(after[-1]), self.after_tail_last)
-
-    def _paused_for_xcore(self) -> bool:
-        """Debian 13's set: the host's domu1 was paused for its xl dump-core after it recorded, and
-        let run again (Tools/real-dump/make, init/xcore.sh); its clocksource watchdog may then log
-        the pause, the one line allowed after the record."""
-        con = os.path.join(support.REAL_DIR, "ground-truth", "host", "console-dom0.txt")
-        if not (self.truth.endswith("/domu1") and os.path.exists(con)):
-            return False
-        with open(con, encoding="utf-8", errors="replace") as f:
-            return "P2M-XCORE-BEGIN" in f.read()
 
     # -- registers at the crash (Xen's per-CPU stacks, .xen_prstatus) --
 
