@@ -343,14 +343,16 @@ class _RealDump:
                 for r in m.mem
                 if r.base.value_() and r.size.value_() > READ
             ]
-        tasks = [t.value_() for t in for_each_task(self.prog)]
+        # A copy that lost frames of the task list (lost_kinds) cannot be walked for samples.
+        lost = "task_struct" in self.lost_kinds()
+        tasks = [] if lost else [t.value_() for t in for_each_task(self.prog)]
         task_size = self.prog.type("struct task_struct").size
         out: Set[Tuple[int, str]] = set()
         while len(out) < N_ADDRESSES:
             r = rng.random()
             if r < 0.4:
                 out.add((rng.choice(image), "symbol"))
-            elif r < 0.7:
+            elif r < 0.7 or lost:
                 _, base, size = rng.choice(mods)
                 out.add((base + rng.randrange(0, size - READ), "module"))
             else:
