@@ -5,9 +5,9 @@
 //  • Each physical CPU's Xen stack is STACK_SIZE = 8 pages, 32 KiB-aligned, with struct cpu_info
 //    at its top (xen/arch/x86/include/asm/current.h; 0x108 bytes in every 4.17.x and 4.20.x tag,
 //    its layout taken from XenHost.structLayout: xen-syms' DWARF or the table of checked builds;
-//    for a build known to neither, no frame is read). Its first member, guest_cpu_user_regs, is the frame saved when the CPU last
-//    entered Xen from a guest (an NMI from guest context copies its frame there too,
-//    x86_64/entry.S handle_ist_exception), and Xen's lazy context switch leaves the last guest
+//    for a build known to neither, no frame is read). Its first member, guest_cpu_user_regs, is
+//    the frame saved when the CPU last entered Xen from a guest (an NMI from guest context copies
+//    its frame there too, x86_64/entry.S handle_ist_exception), and Xen's lazy context switch leaves the last guest
 //    vCPU's registers there while the CPU idles. The PRSTATUS RSP lies in that 32 KiB block
 //    (on the NMI stack for a CPU that was shot down), so top = (rsp | 0x7fff) + 1.
 //    processor_id sits at top − 0x40 and current_vcpu at top − 0x38 (asm-offsets.c CPUINFO_*;

@@ -129,10 +129,11 @@ public final class XenHost {
     /// DWARF (Debian's 4.20 xen-syms; 4.17's -dbg has a symbol map only), its struct layouts.
     public static func open(dump: DumpContainer, xenSyms: String?) throws -> XenHost {
         guard let path = xenSyms else { return try XenHost(dump: dump) }
-        let symbols = try loadSymbols(path)
+        let elf = isELF(path)
+        let symbols = elf ? try SymbolTable.vmlinux(path: path) : try SymbolTable.systemMap(path: path)
         var types: DWARFTypes? = nil
         var why: String? = nil
-        if isELF(path) {
+        if elf {
             do { types = try DWARFTypes(path: path) } catch { why = "\(error)" }
         } else { why = "\(path) is a symbol map, without types" }
         return try XenHost(dump: dump, xenSymbols: symbols, xenTypes: types, xenTypesWhy: why)
@@ -195,7 +196,7 @@ public final class XenHost {
         let build = XenStructLayout.Build(dump: dump)
         if let t = xenTypes {
             structLayout = try XenStructLayout(types: t)
-        } else if let b = build, let l = table.first(where: { $0.build == b })?.layout {
+        } else if let b = build, let l = XenStructLayout.verified(for: b, in: table) {
             structLayout = l
         } else {
             structLayoutWhy = "struct domain's layout is not known for \(build?.description ?? "this Xen (no crash info)"): the table of builds checked on real dumps has \(table.map(\.build.description).joined(separator: " and ")), not this one\(xenTypesWhy.map { "; --xen-syms gave none (\($0))" } ?? "; xen-syms with DWARF (--xen-syms) would give it")"

@@ -88,7 +88,8 @@ public struct XenStructLayout: Sendable, Equatable {
                          userRegs: 640, guestTable: 2568, source: "the table of Xen builds checked on real dumps (Debian 13's Xen 4.20)")),
     ]
 
-    public static func verified(for b: Build) -> XenStructLayout? {
-        verified.first { $0.build == b }?.layout
+    /// The layout `table` (by default the verified builds) holds for the build, if any.
+    public static func verified(for b: Build, in table: [(build: Build, layout: XenStructLayout)] = verified) -> XenStructLayout? {
+        table.first { $0.build == b }?.layout
     }
 }
